@@ -1,0 +1,1 @@
+"""Throw-away local servers (Consul dev agent, BIND) for the demo, tests and benchmarks."""
