@@ -1,0 +1,424 @@
+"""The consulha agent: one site's candidate for the group's lock, and the DNS writer when it wins.
+
+Threads:
+    main loop   - the HA cycle below: level-triggered, re-reads the leader key on every pass
+    watchdog    - self-fencing: demotes on our own clock when the lease runs out
+    dns         - publishes and re-checks DNS while we lead (fenced by the epoch)
+    heartbeat   - keeps the agent's TTL check passing while the main loop makes progress
+    checks      - one per script check, pushing results to TTL checks
+    hooks       - on_promote / on_demote commands
+
+The HA cycle (one pass):
+    no session          -> register if needed, create a session tied to every check, or stay
+                           ineligible with the reason Consul gave
+    leader              -> renew when due; consistent read of the leader key; our session still
+                           there extends the lease, anything else demotes at once
+    standby             -> blocking read of the leader key; free -> acquire (retry on a short timer
+                           while lock-delay runs); held by our own session while not leader ->
+                           release it (we were fenced)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from consulha.config import Config
+from consulha.consul_store import (CheckNotPassing, ConsulRefused, ConsulStore,
+                                   ConsulUnavailable, KvEntry)
+from consulha.dns import DnsError, DnsProvider, StaleEpochError, make_provider
+from consulha.election import Election, Lease, Role, Transition, lease_duration
+from consulha.health import HealthReporter, script_ttl
+from consulha.hooks import HookRunner
+from consulha.keys import Keys
+
+log = logging.getLogger("consulha.agent")
+
+
+class Backoff:
+    """Capped exponential backoff: 0.2 s, 0.4 s, ... up to `cap`."""
+
+    def __init__(self, first: float = 0.2, cap: float = 5.0):
+        self.first, self.cap, self.current = first, cap, 0.0
+
+    def next(self) -> float:
+        self.current = min(self.cap, self.current * 2 if self.current else self.first)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+
+class Timing:
+    """Every interval the agent uses, derived from the session settings in one place."""
+
+    def __init__(self, cfg: Config):
+        session = cfg.session
+        self.lease = lease_duration(session.ttl, session.lock_delay)
+        self.confirm_interval = self.lease / 4
+        self.renew_interval = session.ttl / 4
+        self.standby_wait = min(self.renew_interval, 5.0)
+        self.acquire_retry = min(0.25, max(0.05, session.lock_delay / 10))
+        self.request_timeout = 2.0
+        # The main loop may sit in one blocking read plus one slow request before it ticks again.
+        self.stall_limit = self.standby_wait * 17 / 16 + 2 * self.request_timeout + session.heartbeat_ttl
+
+
+def iso_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Agent:
+    def __init__(self, cfg: Config, store: ConsulStore | None = None,
+                 dns: DnsProvider | None = None, transitions_file: str | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.cfg = cfg
+        self.keys = Keys(cfg)
+        self.timing = Timing(cfg)
+        self._clock = clock
+        self.store = store or ConsulStore(cfg.consul, self.timing.request_timeout,
+                                          max_wait=self.timing.standby_wait)
+        self.dns = dns or make_provider(cfg.dns, cfg.site)
+        self.election = Election(Lease(self.timing.lease, clock), clock)
+        self.stop_event = threading.Event()
+        self._dns_wakeup = threading.Event()
+        self.session: str | None = None
+        self._registered = False
+        self._tags_role: str | None = None
+        self._leader_index = 0
+        self._last_leader_site: str | None = None
+        self._next_renew = 0.0
+        self._hold_off_until = 0.0
+        self._last_tick = clock()
+        self._published_status: dict | None = None
+        self.last_dns: dict | None = None
+        self.hooks = HookRunner(cfg.hooks, cfg.site, cfg.group)
+        self.election.subscribe(self._on_transition)
+        if transitions_file:
+            self.election.subscribe(TransitionRecorder(transitions_file, cfg.site))
+        scripts = {self.keys.check_id(s.name): s.check for s in cfg.services if s.check.kind == "script"}
+        self.health = HealthReporter(
+            ConsulStore(cfg.consul, self.timing.request_timeout), self.keys.heartbeat_check_id,
+            cfg.session.heartbeat_ttl, scripts, Path(cfg.path).parent,
+            is_alive=lambda: self._clock() - self._last_tick < self.timing.stall_limit,
+            stop=self.stop_event,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until `stop_event` is set; then hand over cleanly. Returns the exit code."""
+        log.info("site %s of group %s starting: lease %.3fs, confirm every %.3fs, renew every %.1fs",
+                 self.cfg.site, self.cfg.group, self.timing.lease, self.timing.confirm_interval,
+                 self.timing.renew_interval)
+        self.hooks.start()
+        threads = [threading.Thread(target=self._watchdog, name="watchdog", daemon=True),
+                   threading.Thread(target=self._dns_loop, name="dns", daemon=True)]
+        for thread in threads:
+            thread.start()
+        health_started = False
+        backoff = Backoff()
+        while not self.stop_event.is_set():
+            self._last_tick = self._clock()
+            try:
+                if not self._registered:
+                    self._register()
+                    if not health_started:
+                        self.health.start()
+                        health_started = True
+                self._cycle()
+                backoff.reset()
+            except ConsulUnavailable as error:
+                delay = backoff.next()
+                self._lose_session_view(f"consul unavailable: {error}")
+                log.warning("consul unavailable (%s); retrying in %.1fs", error, delay)
+                self.stop_event.wait(delay)
+            except ConsulRefused as error:
+                delay = backoff.next()
+                self.election.ineligible(f"consul refused: {error}")
+                log.error("consul refused a request (%s); retrying in %.1fs", error, delay)
+                self.stop_event.wait(delay)
+        self._shutdown()
+        for thread in threads:
+            thread.join(2)
+        if health_started:
+            self.health.join(2)
+        return 0
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self._dns_wakeup.set()
+
+    def _shutdown(self) -> None:
+        was_leader = self.election.demote("graceful stop")
+        self.election.stop("graceful stop")
+        try:
+            if self.session:
+                if was_leader or self._holds_leader_key():
+                    self.store.release(self.keys.leader, self.session, self._leader_value(None))
+                    log.info("released the lock: the standby can take over at once")
+                self.store.destroy_session(self.session)
+            if self._registered:
+                for service in self.cfg.services:
+                    self.store.deregister_service(self.keys.service_id(service.name))
+                self.store.deregister_check(self.keys.heartbeat_check_id)
+                self.store.delete(self.keys.site_status)
+        except (ConsulUnavailable, ConsulRefused) as error:
+            log.warning("could not clean up in Consul on stop: %s", error)
+        self.hooks.stop(self.cfg.hooks.timeout)
+
+    def _holds_leader_key(self) -> bool:
+        _, entry = self.store.get(self.keys.leader)
+        return entry is not None and entry.session == self.session
+
+    # -- registration ---------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        self.store.register_ttl_check(self.keys.heartbeat_check_id,
+                                      f"consulha heartbeat {self.cfg.group}/{self.cfg.site}",
+                                      self.cfg.session.heartbeat_ttl, "consulha agent heartbeat")
+        self._sync_tags(force=True)
+        self._registered = True
+
+    def _sync_tags(self, force: bool = False) -> None:
+        """Tag every service `leader` or `standby` so the Consul UI shows the site's role."""
+        role = "leader" if self.election.role == Role.LEADER else "standby"
+        if role == self._tags_role and not force:
+            return
+        for service in self.cfg.services:
+            self.store.register_service(
+                self.keys.service_id(service.name), service.name, tags=[role],
+                meta={"consulha_site": self.cfg.site, "consulha_group": self.cfg.group},
+                port=service.port, check=consul_check(service.check),
+            )
+        self._tags_role = role
+
+    def _ensure_registered(self) -> None:
+        """Level-triggered repair: a restarted Consul agent may have forgotten us."""
+        checks = self.store.local_checks()
+        wanted = [self.keys.heartbeat_check_id] + [self.keys.check_id(s.name) for s in self.cfg.services]
+        if any(check_id not in checks for check_id in wanted):
+            log.warning("our checks are missing from the local Consul agent: registering again")
+            self._register()
+
+    # -- the HA cycle ---------------------------------------------------------------------------
+
+    def _cycle(self) -> None:
+        self._sync_tags()
+        self._publish_site_status()
+        if self.session is None:
+            self._become_candidate()
+        elif self.election.role == Role.LEADER:
+            self._lead()
+        else:
+            self._stand_by()
+
+    def _become_candidate(self) -> None:
+        if self._clock() < self._hold_off_until:
+            self.stop_event.wait(self._hold_off_until - self._clock())
+            return
+        self._ensure_registered()
+        try:
+            session = self.store.create_session(
+                self.keys.session_name, self.keys.session_checks, self.cfg.session.ttl,
+                self.cfg.session.lock_delay)
+        except CheckNotPassing as error:
+            self.election.ineligible(f"not a candidate: {error}")
+            self.stop_event.wait(0.25)
+            return
+        self.session = session
+        self._next_renew = self._clock() + self.timing.renew_interval
+        candidate_value = json.dumps({"site": self.cfg.site, "session": session,
+                                      "address": self.cfg.dns.value, "since": iso_now()}).encode()
+        self.store.acquire(self.keys.candidate(self.cfg.site), candidate_value, session)
+        self.election.candidate(f"session {session[:8]} created: every check passing")
+
+    def _renew_if_due(self) -> bool:
+        """Renew our session when due; False (and no session) when Consul no longer has it."""
+        if self._clock() < self._next_renew:
+            return True
+        if not self.store.renew_session(self.session):
+            self._drop_session("session invalidated (a check went critical or the TTL expired)")
+            return False
+        self._next_renew = self._clock() + self.timing.renew_interval
+        self._ensure_registered()
+        return True
+
+    def _lead(self) -> None:
+        if not self._renew_if_due():
+            return
+        sent_at = self._clock()
+        _, entry = self.store.get(self.keys.leader)
+        if entry is None or entry.session != self.session:
+            self.election.demote(_loss_reason(entry))
+            if entry is None or entry.session is None:
+                # Our session may be gone too; find out now rather than at the next renewal.
+                self._next_renew = 0.0
+            return
+        self.election.confirm(sent_at)
+        self.stop_event.wait(max(0.0, sent_at + self.timing.confirm_interval - self._clock()))
+
+    def _stand_by(self) -> None:
+        if not self._renew_if_due():
+            return
+        index, entry = self.store.get(self.keys.leader, index=self._leader_index,
+                                      wait=self._standby_wait())
+        self.election.candidate("consul answers again: competing")
+        # A smaller index means Consul's state was reset (restored or rebuilt): start over.
+        self._leader_index = index if index >= self._leader_index else 0
+        if entry is not None and entry.session == self.session:
+            # We hold the lock but are not leader: we fenced ourselves; give it back.
+            self.store.release(self.keys.leader, self.session, entry.value)
+            log.warning("released a lock we held after fencing ourselves")
+            return
+        if entry is not None and entry.session is not None:
+            holder = (entry.json() or {}).get("site")
+            self._last_leader_site = holder
+            return
+        self._try_acquire()
+
+    def _standby_wait(self) -> float:
+        return max(0.05, min(self.timing.standby_wait, self._next_renew - self._clock()))
+
+    def _try_acquire(self) -> None:
+        if self._clock() < self._hold_off_until:
+            self.stop_event.wait(self.timing.acquire_retry)
+            return
+        if not self.store.acquire(self.keys.leader, self._leader_value(None), self.session):
+            # Free but refused: lock-delay of an invalidated session is running. Retry on a
+            # short timer (a blocking read would not wake us when the delay ends).
+            self._leader_index = 0
+            self.stop_event.wait(self.timing.acquire_retry)
+            return
+        sent_at = self._clock()
+        _, entry = self.store.get(self.keys.leader)
+        if entry is None or entry.session != self.session:
+            return
+        epoch = entry.modify_index
+        if not self.store.put(self.keys.leader, self._leader_value(epoch), cas=epoch):
+            return
+        previous = self._last_leader_site
+        reason = f"won the lock (previous leader: {previous})" if previous else "won the lock"
+        if self.election.promote(epoch, sent_at, reason):
+            self._dns_wakeup.set()
+
+    def _leader_value(self, epoch: int | None) -> bytes:
+        return json.dumps({"site": self.cfg.site, "address": self.cfg.dns.value, "epoch": epoch,
+                           "acquired_at": iso_now(), "session": self.session}).encode()
+
+    def _drop_session(self, reason: str) -> None:
+        self.session = None
+        self._leader_index = 0
+        if not self.election.demote(reason, to=Role.INELIGIBLE):
+            self.election.ineligible(reason)
+
+    def _lose_session_view(self, reason: str) -> None:
+        """Consul is unreachable: a standby cannot compete; a leader keeps its lease until the
+        watchdog fences it (a short blip must not cost leadership)."""
+        self._next_renew = 0.0
+        if self.election.role != Role.LEADER:
+            self.election.ineligible(reason)
+
+    # -- site status (shown by `consulha status`) ---------------------------------------------
+
+    def _publish_site_status(self) -> None:
+        status = {"site": self.cfg.site, "role": self.election.role.value,
+                  "reason": self.election.reason, "epoch": self.election.epoch,
+                  "dns": self.last_dns}
+        if status == self._published_status:
+            return
+        self.store.put(self.keys.site_status, json.dumps({**status, "updated_at": iso_now()}).encode())
+        self._published_status = status
+
+    # -- background loops ----------------------------------------------------------------------
+
+    def _watchdog(self) -> None:
+        step = min(0.05, self.timing.lease / 8)
+        while not self.stop_event.wait(step):
+            self.election.fence_if_expired()
+
+    def _dns_loop(self) -> None:
+        backoff = Backoff(cap=5.0)
+        wait = self.cfg.dns.reconcile_interval
+        while not self.stop_event.is_set():
+            self._dns_wakeup.wait(wait)
+            self._dns_wakeup.clear()
+            wait = self.cfg.dns.reconcile_interval
+            if self.stop_event.is_set() or not self.election.is_leader():
+                continue
+            epoch = self.election.epoch
+            try:
+                result = self.dns.publish(self.cfg.dns.value, epoch)
+            except StaleEpochError as error:
+                self._hold_off_until = self._clock() + self.cfg.session.ttl
+                self.election.demote(f"stale: DNS carries epoch {error.stored}, newer than ours "
+                                     f"({epoch})")
+                continue
+            except DnsError as error:
+                wait = backoff.next()
+                log.warning("DNS update failed (%s); retrying in %.1fs", error, wait)
+                continue
+            backoff.reset()
+            if not result.changed:
+                continue
+            log.info("DNS %s -> %s written with epoch %d (was %s, epoch %s)", self.cfg.dns.record,
+                     self.cfg.dns.value, epoch, ",".join(result.before.values) or "absent",
+                     result.before.epoch)
+            try:
+                seconds = self.dns.wait_converged(self.cfg.dns.value, timeout=max(10.0, wait))
+                log.info("DNS converged on every verify server in %.3fs", seconds)
+            except DnsError as error:
+                seconds = None
+                log.warning("DNS not converged: %s", error)
+            self.last_dns = {"epoch": epoch, "written_at": iso_now(),
+                             "converged_s": None if seconds is None else round(seconds, 3)}
+
+    def _on_transition(self, transition: Transition) -> None:
+        log.info("role %s -> %s (epoch %s): %s", transition.old.value, transition.new.value,
+                 transition.epoch, transition.reason)
+        if transition.new == Role.LEADER:
+            self.hooks.submit("promote", transition.epoch, transition.reason)
+        elif transition.old == Role.LEADER:
+            self.hooks.submit("demote", transition.epoch, transition.reason)
+
+
+def _loss_reason(entry: KvEntry | None) -> str:
+    if entry is None:
+        return "leader key deleted"
+    if entry.session is None:
+        return "lock released (session invalidated, or released by an operator)"
+    holder = (entry.json() or {}).get("site", "?")
+    return f"lock now held by another session (site {holder})"
+
+
+def consul_check(check) -> dict:
+    """The Consul check definition for a service check (script checks become TTL checks)."""
+    if check.kind == "http":
+        return {"HTTP": check.target, "Interval": f"{check.interval}s", "Timeout": f"{check.timeout}s"}
+    if check.kind == "tcp":
+        return {"TCP": check.target, "Interval": f"{check.interval}s", "Timeout": f"{check.timeout}s"}
+    return {"TTL": f"{script_ttl(check)}s", "Notes": f"pushed by consulha: {check.target}"}
+
+
+class TransitionRecorder:
+    """Appends every transition as a JSON line (for the fault-injection checker)."""
+
+    def __init__(self, path: str, site: str):
+        self._path = path
+        self._site = site
+
+    def __call__(self, transition: Transition) -> None:
+        line = json.dumps({"site": self._site, "monotonic": transition.monotonic,
+                           "wall": transition.wall, "role": transition.new.value,
+                           "old": transition.old.value, "epoch": transition.epoch,
+                           "reason": transition.reason})
+        with open(self._path, "a") as out:
+            out.write(line + "\n")
+            out.flush()
+            os.fsync(out.fileno())

@@ -1,0 +1,168 @@
+"""The `consulha` command line: parses arguments, calls the library, renders the result.
+
+Exit codes: 0 success; 1 the operation ran but the outcome is not good (no leader, DNS not
+converged, a check failed); 2 usage or configuration error (nothing was changed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from consulha.config import Config, ConfigError, load_config
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True,
+    # Locals in tracebacks would print the config, and with it the ACL token and TSIG secret.
+    pretty_exceptions_show_locals=False,
+    help="Keep exactly one site in charge with a health-gated Consul lock, and point DNS at it.",
+)
+console = Console()
+errors = Console(stderr=True)
+
+ConfigOption = typer.Option(..., "-c", "--config", help="The site's YAML config file.")
+
+
+def _load(path: Path) -> Config:
+    try:
+        cfg = load_config(path)
+    except ConfigError as error:
+        errors.print(f"[red]config error:[/] {error}", markup=True, highlight=False)
+        raise typer.Exit(2)
+    for warning in cfg.warnings:
+        errors.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    return cfg
+
+
+@app.command()
+def agent(
+    config: Path = ConfigOption,
+    log_format: str = typer.Option("text", "--log-format", help="text or json"),
+    transitions_file: Optional[str] = typer.Option(
+        None, "--transitions-file", envvar="CONSULHA_TRANSITIONS_FILE",
+        help="Append every role transition here as a JSON line."),
+    verbose: bool = typer.Option(False, "-v", "--verbose"),
+) -> None:
+    """Run the agent in the foreground until SIGTERM/SIGINT (a second signal exits at once)."""
+    if log_format not in ("text", "json"):
+        errors.print("--log-format must be text or json")
+        raise typer.Exit(2)
+    cfg = _load(config)
+    from consulha.agent import Agent
+    from consulha.logs import setup_logging
+
+    secrets = [cfg.consul.token or "", cfg.dns.tsig.secret if cfg.dns.tsig else ""]
+    setup_logging(log_format, logging.DEBUG if verbose else logging.INFO, secrets)
+    for warning in cfg.warnings:
+        logging.getLogger("consulha").warning("%s", warning)
+    runner = Agent(cfg, transitions_file=transitions_file)
+
+    def on_signal(signum, _frame):
+        if runner.stop_event.is_set():
+            os._exit(1)
+        logging.getLogger("consulha").info("%s: stopping (again to exit at once)",
+                                           signal.Signals(signum).name)
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    raise typer.Exit(runner.run())
+
+
+@app.command()
+def validate(
+    config: Path = ConfigOption,
+    connect: bool = typer.Option(False, "--connect",
+                                 help="Also reach Consul and authenticate to the DNS server."),
+) -> None:
+    """Check a config file; with --connect also reach Consul and the DNS server."""
+    cfg = _load(config)
+    console.print(f"{config}: valid (site {cfg.site}, group {cfg.group}, "
+                  f"{len(cfg.services)} services)", highlight=False)
+    if not connect:
+        return
+    from consulha.connectivity import probe_all
+
+    results = probe_all(cfg)
+    for name, ok, detail in results:
+        mark = "[green]ok[/]" if ok else "[red]FAILED[/]"
+        console.print(f"  {name}: {mark} {detail}", highlight=False)
+    raise typer.Exit(0 if all(ok for _, ok, _ in results) else 1)
+
+
+@app.command()
+def status(
+    config: Path = ConfigOption,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Leader, candidates, every site's checks and every DNS server's answer.
+
+    Exit 0 when there is a leader and every verify server answers its address, else 1."""
+    cfg = _load(config)
+    from consulha.consul_store import ConsulStore
+    from consulha.dns import make_provider
+    from consulha.status import gather_status
+
+    data = gather_status(cfg, ConsulStore(cfg.consul), make_provider(cfg.dns, cfg.site))
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        render_status(data)
+    raise typer.Exit(0 if data["ok"] else 1)
+
+
+def render_status(data: dict) -> None:
+    leader = data["leader"]
+    if leader.get("site"):
+        console.print(f"[bold]leader[/] site [bold green]{leader['site']}[/] epoch {leader['epoch']} "
+                      f"since {leader['since']} ({leader['address']})", highlight=False)
+    else:
+        console.print(f"[bold red]no leader[/] (last: site {leader.get('last_site')}, "
+                      f"epoch {leader.get('last_epoch')})", highlight=False)
+    sites = Table("site", "candidate", "role", "reason", "last DNS write", title="sites")
+    candidate_sites = {c["site"] for c in data["candidates"]}
+    for site in sorted(candidate_sites | set(data["sites"])):
+        report = data["sites"].get(site, {})
+        dns = report.get("dns") or {}
+        written = f"epoch {dns['epoch']}, converged in {dns['converged_s']}s" if dns else ""
+        sites.add_row(site, "yes" if site in candidate_sites else "no", report.get("role", "?"),
+                      report.get("reason", ""), written)
+    console.print(sites)
+    checks = Table("service", "site", "status", "check", "output", title="service checks")
+    for instance in data["services"]:
+        for check in instance["checks"]:
+            colour = {"passing": "green", "warning": "yellow"}.get(check["status"], "red")
+            checks.add_row(instance["service"], instance["site"] or "?",
+                           f"[{colour}]{check['status']}[/]", check["id"], check["output"][-60:])
+    console.print(checks)
+    dns = data["dns"]
+    answers = Table("verify server", "answer", "matches leader", title="DNS")
+    for server, answer in dns["answers"].items():
+        text = ", ".join(answer) if isinstance(answer, list) else f"[red]{answer}[/]"
+        matches = isinstance(answer, list) and answer == [dns["expected"]]
+        answers.add_row(server, text or "(none)", "[green]yes[/]" if matches else "[red]no[/]")
+    console.print(answers)
+    console.print(f"fence epoch in DNS: {dns['fence_epoch']}; converged: "
+                  f"{'[green]yes[/]' if dns['converged'] else '[red]no[/]'}", highlight=False)
+    for error in data["errors"]:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

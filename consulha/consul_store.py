@@ -1,0 +1,220 @@
+"""The only module that imports the Consul client library (python-consul2).
+
+Everything else talks to `ConsulStore`, a narrow interface over sessions, KV, agent service and
+check registration and TTL updates. Swapping python-consul2 for py-consul (same call shapes) means
+changing this module alone.
+
+Failure model: every call either returns a value or raises `ConsulUnavailable` (network error,
+timeout, HTTP 5xx other than a refused session) or `ConsulRefused` (a 4xx answer: bad request,
+ACL denied). `create_session` raises `CheckNotPassing` when Consul refuses a session because a
+listed check is missing or critical. Nothing here retries: callers own retry and backoff.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import consul
+import requests
+
+from consulha.config import ConsulConfig
+
+
+class ConsulUnavailable(Exception):
+    """Consul did not answer in time, or answered with a server error."""
+
+
+class ConsulRefused(Exception):
+    """Consul understood the request and refused it (4xx): ACL denied, bad request."""
+
+
+class CheckNotPassing(ConsulRefused):
+    """A session was refused because a check it names is missing or critical."""
+
+
+@dataclass(frozen=True)
+class KvEntry:
+    key: str
+    value: bytes | None
+    session: str | None
+    modify_index: int
+    lock_index: int
+
+    def json(self) -> dict[str, Any] | None:
+        """The value decoded as a JSON object, or None when absent or not JSON."""
+        try:
+            decoded = json.loads(self.value or b"")
+        except ValueError:
+            return None
+        return decoded if isinstance(decoded, dict) else None
+
+
+def _entry(raw: dict | None) -> KvEntry | None:
+    if raw is None:
+        return None
+    return KvEntry(
+        key=raw["Key"],
+        value=raw.get("Value"),
+        session=raw.get("Session") or None,
+        modify_index=int(raw["ModifyIndex"]),
+        lock_index=int(raw.get("LockIndex", 0)),
+    )
+
+
+def _seconds(value: float) -> str:
+    return f"{max(value, 0.0):.3f}s"
+
+
+class ConsulStore:
+    """Sessions, KV and local-agent registration against one Consul agent.
+
+    `request_timeout` bounds every non-blocking call, so a frozen or partitioned agent costs at
+    most that long; blocking reads use a second HTTP client whose timeout is the longest wait plus
+    Consul's jitter (wait/16) plus `request_timeout`.
+    """
+
+    def __init__(self, cfg: ConsulConfig, request_timeout: float = 2.0, max_wait: float = 10.0):
+        self.request_timeout = request_timeout
+        self.max_wait = max_wait
+        self._fast = self._client(cfg, request_timeout)
+        self._blocking = self._client(cfg, max_wait * 17 / 16 + request_timeout)
+
+    @staticmethod
+    def _client(cfg: ConsulConfig, timeout: float) -> consul.Consul:
+        verify: bool | str = cfg.ca_file or True
+        cert = (cfg.cert_file, cfg.key_file) if cfg.cert_file else None
+        client = consul.Consul(
+            host=cfg.host, port=cfg.port, scheme=cfg.scheme, verify=verify, cert=cert,
+            timeout=timeout,
+        )
+        # python-consul2 lets CONSUL_HTTP_TOKEN override an explicit token; the config already
+        # resolved the precedence (token, token_file, then the environment), so set it last.
+        client.token = cfg.token
+        return client
+
+    def _call(self, function, *args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (requests.exceptions.RequestException, OSError) as error:
+            raise ConsulUnavailable(f"consul unreachable: {type(error).__name__}") from None
+        except consul.ConsulException as error:
+            text = str(error)
+            if isinstance(error, (consul.base.ClientError, consul.base.BadRequest,
+                                  consul.base.ACLPermissionDenied, consul.base.ACLDisabled,
+                                  consul.base.NotFound)):
+                raise ConsulRefused(text) from None
+            if "critical state" in text or "Missing check" in text or "not registered" in text:
+                raise CheckNotPassing(text.removeprefix("500 ")) from None
+            raise ConsulUnavailable(text) from None
+
+    # -- KV -------------------------------------------------------------------------------------
+
+    def get(self, key: str, index: int | None = None, wait: float | None = None,
+            consistent: bool = True) -> tuple[int, KvEntry | None]:
+        """Read one key; with `index` and `wait` it is a blocking query that returns on change
+        or after about `wait` seconds. Returns (X-Consul-Index, entry or None)."""
+        client = self._blocking if index else self._fast
+        found_index, raw = self._call(
+            client.kv.get, key, index=index or None,
+            wait=_seconds(min(wait, self.max_wait)) if index and wait else None,
+            consistency="consistent" if consistent else "default",
+        )
+        return int(found_index or 0), _entry(raw)
+
+    def get_prefix(self, prefix: str, index: int | None = None,
+                   wait: float | None = None) -> tuple[int, list[KvEntry]]:
+        client = self._blocking if index else self._fast
+        found_index, raws = self._call(
+            client.kv.get, prefix, recurse=True, index=index or None,
+            wait=_seconds(min(wait, self.max_wait)) if index and wait else None,
+        )
+        return int(found_index or 0), [_entry(raw) for raw in raws or []]
+
+    def acquire(self, key: str, value: bytes, session: str) -> bool:
+        """Try to take the lock; False when another session holds it or lock-delay is running."""
+        return bool(self._call(self._fast.kv.put, key, value, acquire=session))
+
+    def release(self, key: str, session: str, value: bytes | None) -> bool:
+        """Give the lock back, leaving `value` in the key (Consul writes the value on release).
+        No lock-delay follows an explicit release."""
+        return bool(self._call(self._fast.kv.put, key, value, release=session))
+
+    def put(self, key: str, value: bytes | None, cas: int | None = None) -> bool:
+        """Write a key; with `cas` only if its ModifyIndex still equals `cas` (0: must not exist)."""
+        return bool(self._call(self._fast.kv.put, key, value, cas=cas))
+
+    def delete(self, key: str, cas: int | None = None) -> bool:
+        return bool(self._call(self._fast.kv.delete, key, cas=cas))
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def create_session(self, name: str, checks: list[str], ttl: float, lock_delay: float) -> str:
+        return self._call(
+            self._fast.session.create, name=name, checks=checks, behavior="release",
+            ttl=max(10, round(ttl)), lock_delay=round(lock_delay),
+        )
+
+    def renew_session(self, session: str) -> bool:
+        """True when renewed; False when Consul no longer knows the session."""
+        try:
+            return self._call(self._fast.session.renew, session) is not None
+        except ConsulRefused as error:
+            if "Session id" in str(error) or "not found" in str(error).lower() or str(error) == "":
+                return False
+            raise
+
+    def destroy_session(self, session: str) -> None:
+        self._call(self._fast.session.destroy, session)
+
+    def session_info(self, session: str) -> dict | None:
+        return self._call(self._fast.session.info, session, consistency="consistent")[1]
+
+    # -- local agent ----------------------------------------------------------------------------
+
+    def node_name(self) -> str:
+        return self._call(self._fast.agent.self)["Config"]["NodeName"]
+
+    def register_service(self, service_id: str, name: str, tags: list[str], meta: dict[str, str],
+                         port: int | None, check: dict[str, Any]) -> None:
+        """Register (or re-register: Consul keeps the check's current status) a service."""
+        self._call(self._fast.agent.service.register, name, service_id=service_id, tags=tags,
+                   meta=meta, port=port, check=check)
+
+    def deregister_service(self, service_id: str) -> None:
+        self._call(self._fast.agent.service.deregister, service_id)
+
+    def register_ttl_check(self, check_id: str, name: str, ttl: float, notes: str) -> None:
+        self._call(self._fast.agent.check.register, name, check_id=check_id, notes=notes,
+                   check={"TTL": _seconds(ttl), "Status": "passing"})
+
+    def deregister_check(self, check_id: str) -> None:
+        self._call(self._fast.agent.check.deregister, check_id)
+
+    def update_ttl(self, check_id: str, status: str, output: str) -> None:
+        """Push a TTL check result; `status` is passing, warning or critical."""
+        method = {"passing": self._fast.agent.check.ttl_pass,
+                  "warning": self._fast.agent.check.ttl_warn,
+                  "critical": self._fast.agent.check.ttl_fail}[status]
+        self._call(method, check_id, notes=output[-4000:])
+
+    def local_checks(self) -> dict[str, dict]:
+        """Checks of the local agent, by CheckID (agent view: may lead the catalog)."""
+        return self._call(self._fast.agent.checks)
+
+    def local_services(self) -> dict[str, dict]:
+        return self._call(self._fast.agent.services)
+
+    def node_health(self, node: str) -> dict[str, str]:
+        """CheckID -> status as the servers see it (what a session is judged by)."""
+        _, checks = self._call(self._fast.health.node, node, consistency="consistent")
+        return {check["CheckID"]: check["Status"] for check in checks or []}
+
+    def service_health(self, name: str) -> list[dict]:
+        """Every instance of a service in the datacenter with its node and checks."""
+        return self._call(self._fast.health.service, name)[1] or []
+
+    def service_maintenance(self, service_id: str, enable: bool, reason: str | None) -> None:
+        self._call(self._fast.agent.service.maintenance, service_id, "true" if enable else "false",
+                   reason=reason)

@@ -1,0 +1,104 @@
+"""What the agent itself reports to Consul: its heartbeat and the results of script checks.
+
+Script checks run here, never as Consul script checks (those need `enable_script_checks`, a
+remote-code-execution risk). Each result is pushed to the service's TTL check: exit 0 is
+passing, 1 warning, anything else or a timeout critical; the output is kept as the check's notes.
+If Consul cannot be reached the result is dropped and the next run pushes again: the TTL then
+turns the check critical on Consul's side, which is the safe direction.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from consulha.config import CheckConfig
+from consulha.consul_store import ConsulRefused, ConsulStore, ConsulUnavailable
+
+log = logging.getLogger("consulha.health")
+
+
+def script_ttl(check: CheckConfig) -> float:
+    """TTL of a script check's Consul twin: two missed runs turn it critical."""
+    return 2 * check.interval + check.timeout
+
+
+def run_script(command: str, timeout: float, base_dir: Path) -> tuple[str, str]:
+    """Run one check command; returns (status, output). Never raises."""
+    argv = shlex.split(command)
+    if argv and "/" in argv[0] and not Path(argv[0]).is_absolute():
+        beside_config = base_dir / argv[0]
+        if beside_config.exists():
+            argv[0] = str(beside_config)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return "critical", f"timed out after {timeout:g}s"
+    except OSError as error:
+        return "critical", f"could not run {argv[0]!r}: {error.strerror}"
+    status = {0: "passing", 1: "warning"}.get(done.returncode, "critical")
+    output = (done.stdout + done.stderr).strip()
+    return status, f"exit {done.returncode}: {output}" if output else f"exit {done.returncode}"
+
+
+class HealthReporter:
+    """Threads that keep the heartbeat TTL check and the script checks' TTLs fresh.
+
+    The heartbeat is refreshed every heartbeat_ttl/3 while `is_alive()` says the agent's main
+    loop is making progress; a stalled loop stops the heartbeat, so Consul invalidates the
+    session exactly as if the agent had died.
+    """
+
+    def __init__(self, store: ConsulStore, heartbeat_check_id: str, heartbeat_ttl: float,
+                 scripts: dict[str, CheckConfig], base_dir: Path, is_alive: Callable[[], bool],
+                 stop: threading.Event):
+        self._store = store
+        self._heartbeat_check_id = heartbeat_check_id
+        self._heartbeat_ttl = heartbeat_ttl
+        self._scripts = scripts
+        self._base_dir = base_dir
+        self._is_alive = is_alive
+        self._stop = stop
+        self._threads = [threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)]
+        self._threads += [threading.Thread(target=self._script_loop, args=(check_id, check),
+                                           name=f"check {check_id}", daemon=True)
+                          for check_id, check in scripts.items()]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _push(self, check_id: str, status: str, output: str) -> None:
+        try:
+            self._store.update_ttl(check_id, status, output)
+        except (ConsulUnavailable, ConsulRefused) as error:
+            # Refused: the check is not registered (yet, or Consul lost it); the agent re-registers.
+            log.debug("could not push %s for %s: %s", status, check_id, error)
+
+    def _heartbeat(self) -> None:
+        while not self._stop.is_set():
+            if self._is_alive():
+                self._push(self._heartbeat_check_id, "passing", "consulha agent alive")
+            else:
+                self._push(self._heartbeat_check_id, "critical", "consulha main loop stalled")
+            self._stop.wait(self._heartbeat_ttl / 3)
+
+    def _script_loop(self, check_id: str, check: CheckConfig) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            status, output = run_script(check.target, check.timeout, self._base_dir)
+            if status != "passing":
+                log.info("script check %s is %s: %s", check_id, status, output[-200:])
+            self._push(check_id, status, output)
+            self._stop.wait(max(0.0, check.interval - (time.monotonic() - started)))

@@ -1,0 +1,28 @@
+"""Names in Consul: KV keys, service and check IDs. One place, so the agent and the CLI agree."""
+
+from __future__ import annotations
+
+from consulha.config import Config
+
+
+class Keys:
+    def __init__(self, cfg: Config):
+        self.prefix = cfg.key_prefix
+        self._owner = f"{cfg.group}-{cfg.site}"
+        self.leader = f"{self.prefix}/leader"
+        self.candidates = f"{self.prefix}/candidates/"
+        self.sites = f"{self.prefix}/sites/"
+        self.site_status = f"{self.sites}{cfg.site}"
+        self.session_name = f"consulha-{self._owner}"
+        self.heartbeat_check_id = f"consulha-{self._owner}-heartbeat"
+        self.session_checks = (["serfHealth", self.heartbeat_check_id]
+                               + [self.check_id(s.name) for s in cfg.services])
+
+    def candidate(self, site: str) -> str:
+        return f"{self.candidates}{site}"
+
+    def service_id(self, service: str) -> str:
+        return f"{self._owner}-{service}"
+
+    def check_id(self, service: str) -> str:
+        return f"service:{self.service_id(service)}"

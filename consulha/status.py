@@ -1,0 +1,86 @@
+"""Everything `consulha status` shows, gathered in one dict (the CLI renders it as JSON or rich).
+
+Reads only: the leader key, candidates and site reports under the key prefix, every site's
+service checks from Consul's health endpoint, and every verify server's DNS answer. A part that
+cannot be read is reported as an error string in place; the rest is still gathered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consulha.config import Config
+from consulha.consul_store import ConsulRefused, ConsulStore, ConsulUnavailable
+from consulha.dns import DnsError, DnsProvider
+from consulha.keys import Keys
+
+CHECK_SEVERITY = {"passing": 0, "warning": 1, "maintenance": 2, "critical": 3}
+
+
+def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str, Any]:
+    keys = Keys(cfg)
+    status: dict[str, Any] = {"group": cfg.group, "key_prefix": cfg.key_prefix, "errors": []}
+    try:
+        _, entry = store.get(keys.leader)
+        value = (entry.json() or {}) if entry else {}
+        held = entry is not None and entry.session is not None
+        status["leader"] = {
+            "site": value.get("site") if held else None,
+            "address": value.get("address") if held else None,
+            "epoch": value.get("epoch") if held else None,
+            "since": value.get("acquired_at") if held else None,
+            "session": entry.session if entry else None,
+            "last_site": value.get("site"),
+            "last_epoch": value.get("epoch"),
+        }
+        _, candidate_entries = store.get_prefix(keys.candidates)
+        _, site_entries = store.get_prefix(keys.sites)
+        reports = {e.key.removeprefix(keys.sites): e.json() or {} for e in site_entries}
+        status["candidates"] = sorted(
+            ({"site": site, "session": e.session, "since": (e.json() or {}).get("since"),
+              "address": (e.json() or {}).get("address")}
+             for e in candidate_entries if e.session
+             for site in [e.key.removeprefix(keys.candidates)]),
+            key=lambda c: c["site"])
+        status["sites"] = reports
+        status["services"] = _services(cfg, store)
+    except (ConsulUnavailable, ConsulRefused) as error:
+        status["errors"].append(f"consul: {error}")
+        status.setdefault("leader", {"site": None, "epoch": None})
+        status.setdefault("candidates", [])
+        status.setdefault("sites", {})
+        status.setdefault("services", [])
+    status["dns"] = _dns(dns, status["leader"].get("address"))
+    status["ok"] = bool(status["leader"].get("site")) and status["dns"]["converged"]
+    return status
+
+
+def _services(cfg: Config, store: ConsulStore) -> list[dict[str, Any]]:
+    instances = []
+    for service in cfg.services:
+        for entry in store.service_health(service.name):
+            meta = entry["Service"].get("Meta") or {}
+            if meta.get("consulha_group") != cfg.group:
+                continue
+            checks = [{"id": c["CheckID"], "name": c["Name"], "status": c["Status"],
+                       "output": (c.get("Output") or "").strip()[-300:]}
+                      for c in entry["Checks"]]
+            worst = max((c["status"] for c in checks), key=lambda s: CHECK_SEVERITY.get(s, 3),
+                        default="passing")
+            instances.append({"service": service.name, "site": meta.get("consulha_site"),
+                              "node": entry["Node"]["Node"], "tags": entry["Service"]["Tags"],
+                              "status": worst, "checks": checks})
+    return sorted(instances, key=lambda i: (i["service"], i["site"] or ""))
+
+
+def _dns(dns: DnsProvider, expected: str | None) -> dict[str, Any]:
+    answers = dns.answers()
+    try:
+        fence_epoch = dns.read_state().epoch
+    except DnsError as error:
+        fence_epoch = f"error: {error}"
+    converged = expected is not None and all(
+        isinstance(values, tuple) and values == (expected,) for values in answers.values())
+    return {"expected": expected, "answers": {server: list(v) if isinstance(v, tuple) else v
+                                             for server, v in answers.items()},
+            "converged": converged, "fence_epoch": fence_epoch}
