@@ -255,7 +255,9 @@ def _consul_address(value: Any) -> str:
 
 
 def _is_hostname(text: str) -> bool:
-    return len(text) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in text.removesuffix(".").split("."))
+    labels = text.removesuffix(".").split(".")
+    # An all-digit last label is a mistyped IPv4 address such as 192.0.2.300, not a name.
+    return len(text) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
 
 
 def _dns_name(value: Any) -> str:
@@ -307,7 +309,8 @@ def _record_value(record_type: str) -> Callable[[Any], str]:
         try:
             return str(address_class(text))
         except ValueError:
-            raise ValueError(f"{text!r} is not an IPv{4 if record_type == 'A' else 6} address, as type {record_type} needs") from None
+            version = 4 if record_type == "A" else 6
+            raise ValueError(f"{text!r} is not an IPv{version} address, as type {record_type} needs") from None
     return convert
 
 
@@ -353,7 +356,9 @@ def _secret_from_key_file(content: str, key_name: str, algorithm: str) -> str:
         if clause_name.lower().removesuffix(".") == key_name.lower().removesuffix("."):
             statements = dict(_BIND_KEY_STATEMENT.findall(body))
             if statements.get("algorithm", algorithm).lower() != algorithm:
-                raise ValueError(f"key {clause_name!r} uses {statements['algorithm']}, but dns.tsig.algorithm is {algorithm}")
+                raise ValueError(
+                    f"key {clause_name!r} uses {statements['algorithm']}, but dns.tsig.algorithm is {algorithm}"
+                )
             if "secret" not in statements:
                 raise ValueError(f"key {clause_name!r} has no secret statement")
             return statements["secret"]
@@ -406,7 +411,8 @@ class _Document:
     def value(self, node: yaml.Node, key_path: str, convert: Callable[[Any], Any]) -> Any:
         """Return convert(the node's value); raise ConfigError at the node's line if that fails."""
         if not isinstance(node, yaml.ScalarNode):
-            raise ConfigError(self.path, key_path, f"expected a single value, got {_NODE_KINDS[type(node)]}", _line(node))
+            message = f"expected a single value, got {_NODE_KINDS[type(node)]}"
+            raise ConfigError(self.path, key_path, message, _line(node))
         try:
             return convert(self.constructor.construct_object(node))
         except yaml.YAMLError as problem:
@@ -418,10 +424,13 @@ class _Document:
 class _Mapping:
     """One YAML mapping of a config section; keys outside `allowed` and duplicate keys are errors."""
 
-    def __init__(self, document: _Document, node: yaml.Node, key_path: str, allowed: Iterable[str], line: int | None = None):
+    def __init__(
+        self, document: _Document, node: yaml.Node, key_path: str, allowed: Iterable[str], line: int | None = None
+    ):
         if not isinstance(node, yaml.MappingNode):
             problem = f"must be a mapping, got {_NODE_KINDS[type(node)]}"
-            raise ConfigError(document.path, key_path, problem if key_path else f"the top level {problem}", line or _line(node))
+            message = problem if key_path else f"the top level {problem}"
+            raise ConfigError(document.path, key_path, message, line or _line(node))
         try:
             document.constructor.flatten_mapping(node)  # resolves YAML merge keys (<<: *defaults)
         except yaml.YAMLError as problem:
@@ -437,7 +446,8 @@ class _Mapping:
                 raise ConfigError(document.path, key_path, "keys must be plain names", _line(key_node))
             if key in self.entries:
                 first_line = _line(self.entries[key][0])
-                raise ConfigError(document.path, self.path_of(key), f"duplicate key (first given on line {first_line})", _line(key_node))
+                message = f"duplicate key (first given on line {first_line})"
+                raise ConfigError(document.path, self.path_of(key), message, _line(key_node))
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(allowed)}"
@@ -478,7 +488,10 @@ class _Mapping:
         return _Mapping(self.document, node, self.path_of(key), allowed, self.line_of(key))
 
     def items(self, key: str, default: list | None = None) -> list[tuple[yaml.Node, str]]:
-        """Return (node, key path) per list entry; raise ConfigError if not a non-empty list (or unset without default)."""
+        """Return (node, key path) per list entry.
+
+        Raises ConfigError if the value is not a non-empty list, or is unset and there is no default.
+        """
         node = self.node(key)
         if node is None:
             if default is None:
@@ -501,7 +514,10 @@ class _Mapping:
         return path
 
     def secret_file(self, key: str) -> str | None:
-        """Return the file's stripped content; warn if group/others may read it; raise ConfigError if unreadable or empty."""
+        """Return the file's stripped content, warning if group or others may read it.
+
+        Raises ConfigError if the file is unreadable, not UTF-8 or empty.
+        """
         path = self.file(key)
         if path is None:
             return None
@@ -509,7 +525,8 @@ class _Mapping:
             with open(path, encoding="utf-8") as stream:
                 content = stream.read().strip()
         except (OSError, UnicodeDecodeError) as problem:
-            raise self.error(key, f"cannot read file {path}: {getattr(problem, 'strerror', None) or 'not UTF-8 text'}") from None
+            reason = getattr(problem, "strerror", None) or "not UTF-8 text"
+            raise self.error(key, f"cannot read file {path}: {reason}") from None
         if not content:
             raise self.error(key, f"file {path} is empty")
         mode = os.stat(path).st_mode
@@ -546,14 +563,21 @@ def load_config(path: str | os.PathLike) -> Config:
         election=_election(top.section("election", ("preferred_site", "failback_delay"))),
     )
     # Warnings are collected while the sections are read, so they are complete only now.
-    return Config(path=document.path, site=site, group=group, key_prefix=key_prefix, warnings=tuple(document.warnings), **sections)
+    return Config(
+        path=document.path, site=site, group=group, key_prefix=key_prefix, warnings=tuple(document.warnings), **sections
+    )
 
 
 def _consul(consul: _Mapping) -> ConsulConfig:
     address = consul.get("address", _consul_address, ConsulConfig.address)
     if consul.node("token") is not None and consul.node("token_file") is not None:
         raise consul.error("token_file", "give either token or token_file, not both")
-    token = consul.get("token", _secret_text, None) or consul.secret_file("token_file") or os.environ.get("CONSUL_HTTP_TOKEN") or None
+    token = (
+        consul.get("token", _secret_text, None)
+        or consul.secret_file("token_file")
+        or os.environ.get("CONSUL_HTTP_TOKEN")
+        or None
+    )
     tls_files = {key: consul.file(key) for key in ("ca_file", "cert_file", "key_file")}
     if urlsplit(address).scheme != "https":
         for key, tls_file in tls_files.items():
@@ -569,7 +593,8 @@ def _session(session: _Mapping) -> SessionConfig:
     lock_delay = session.get("lock_delay", _lock_delay, SessionConfig.lock_delay)
     heartbeat_ttl = session.get("heartbeat_ttl", _duration(1, 86400), SessionConfig.heartbeat_ttl)
     if heartbeat_ttl > ttl:
-        raise session.error("heartbeat_ttl", f"must not exceed session.ttl ({format_duration(ttl)}), got {format_duration(heartbeat_ttl)}")
+        message = f"must not exceed session.ttl ({format_duration(ttl)}), got {format_duration(heartbeat_ttl)}"
+        raise session.error("heartbeat_ttl", message)
     return SessionConfig(ttl=ttl, lock_delay=lock_delay, heartbeat_ttl=heartbeat_ttl)
 
 
@@ -580,10 +605,12 @@ def _services(top: _Mapping) -> tuple[ServiceConfig, ...]:
         service = _Mapping(top.document, node, key_path, ("name", "port", "check"))
         name = service.get("name", _matching(_SERVICE_NAME, "a-z, A-Z, 0-9, _ and -"))
         if name in first_line_of_name:
-            raise service.error("name", f"duplicate service name {name!r} (first used on line {first_line_of_name[name]})")
+            message = f"duplicate service name {name!r} (first used on line {first_line_of_name[name]})"
+            raise service.error("name", message)
         first_line_of_name[name] = service.line_of("name")
         port = service.get("port", _integer(1, 65535), None)
-        services.append(ServiceConfig(name=name, check=_check(service.section("check", (*_CHECK_KINDS, "interval", "timeout"), required=True)), port=port))
+        check = _check(service.section("check", (*_CHECK_KINDS, "interval", "timeout"), required=True))
+        services.append(ServiceConfig(name=name, check=check, port=port))
     return tuple(services)
 
 
@@ -605,7 +632,10 @@ def _check(check: _Mapping) -> CheckConfig:
     return CheckConfig(kind=kind, target=target, interval=interval, timeout=timeout)
 
 
-_DNS_KEYS = ("provider", "zone", "record", "type", "value", "ttl", "server", "verify", "tsig", "fencing", "reconcile_interval", "timeout")
+_DNS_KEYS = (
+    "provider", "zone", "record", "type", "value", "ttl", "server", "verify", "tsig", "fencing", "reconcile_interval",
+    "timeout",
+)
 
 
 def _dns(dns: _Mapping) -> DnsConfig:
@@ -618,7 +648,9 @@ def _dns(dns: _Mapping) -> DnsConfig:
     if record_type == "CNAME" and record == zone:
         raise dns.error("record", "a CNAME cannot sit at the zone apex, next to the zone's SOA and NS records")
     server = dns.get("server", _host_port(53))
-    verify = tuple(dns.document.value(node, key_path, _host_port(53)) for node, key_path in dns.items("verify", default=[]))
+    verify = tuple(
+        dns.document.value(node, key_path, _host_port(53)) for node, key_path in dns.items("verify", default=[])
+    )
     return DnsConfig(
         provider=provider,
         zone=zone,
@@ -664,5 +696,6 @@ def _election(election: _Mapping) -> ElectionConfig:
     preferred_site = election.get("preferred_site", _matching(_SITE_NAME, "a-z, 0-9 and -"), None)
     failback_delay = election.get("failback_delay", _duration(0, 86400), ElectionConfig.failback_delay)
     if preferred_site is None and election.node("failback_delay") is not None:
-        election.document.warnings.append(str(election.error("failback_delay", "has no effect without election.preferred_site")))
+        warning = election.error("failback_delay", "has no effect without election.preferred_site")
+        election.document.warnings.append(str(warning))
     return ElectionConfig(preferred_site=preferred_site, failback_delay=failback_delay)

@@ -25,7 +25,7 @@ def parse_duration(text: str | int | float) -> float:
         elif _DURATION.fullmatch(compact):
             seconds = sum(float(number) * _SECONDS_PER_UNIT[unit] for number, unit in _PART.findall(compact))
         else:
-            raise ValueError(f"invalid duration {text!r}: expected a number with unit ms, s, m or h, e.g. 500ms, 10s, 2m, 1h")
+            raise ValueError(f"invalid duration {text!r}: expected a number with unit ms, s, m or h, e.g. 500ms or 2m")
     else:
         seconds = float(text)
     if not math.isfinite(seconds) or seconds < 0:

@@ -72,16 +72,21 @@ def test_full_config_with_defaults(tmp_path):
     config = load_config(write_config(tmp_path, BASE))
 
     assert (config.site, config.group, config.key_prefix) == ("a", "app", "consulha/app")
-    assert (config.consul.scheme, config.consul.host, config.consul.port, config.consul.token) == ("http", "127.0.0.1", 8500, None)
+    consul = config.consul
+    assert (consul.scheme, consul.host, consul.port, consul.token) == ("http", "127.0.0.1", 8500, None)
     assert (config.session.ttl, config.session.lock_delay, config.session.heartbeat_ttl) == (10.0, 1.0, 3.0)
     api, worker, db = config.services
-    assert (api.name, api.port, api.check.kind, api.check.target) == ("api", 8080, "http", "http://127.0.0.1:8080/health")
+    assert (api.name, api.port, api.check.kind) == ("api", 8080, "http")
+    assert api.check.target == "http://127.0.0.1:8080/health"
     assert (api.check.interval, api.check.timeout) == (1.0, 1.0)
-    assert (worker.check.kind, worker.check.target, worker.check.interval) == ("script", "checks/check_process.sh worker", 2.0)
+    assert (worker.check.kind, worker.check.interval) == ("script", 2.0)
+    assert worker.check.target == "checks/check_process.sh worker"
     assert (db.port, db.check.kind, db.check.target) == (None, "tcp", "127.0.0.1:5432")
     dns = config.dns
-    assert (dns.zone, dns.record, dns.fence_record) == ("example.test.", "app.example.test.", "_consulha.app.example.test.")
-    assert (dns.server, dns.verify, dns.ttl, dns.fencing, dns.provider) == (("127.0.0.1", 53), (("127.0.0.1", 53),), 30, True, "rfc2136")
+    assert (dns.zone, dns.record) == ("example.test.", "app.example.test.")
+    assert dns.fence_record == "_consulha.app.example.test."
+    assert (dns.server, dns.verify) == (("127.0.0.1", 53), (("127.0.0.1", 53),))
+    assert (dns.ttl, dns.fencing, dns.provider) == (30, True, "rfc2136")
     assert (dns.reconcile_interval, dns.timeout) == (10.0, 2.0)
     assert (dns.tsig.name, dns.tsig.algorithm, dns.tsig.secret) == ("consulha-key", "hmac-sha256", SECRET)
     assert (config.hooks.on_promote, config.hooks.timeout) == (None, 30.0)
@@ -90,7 +95,8 @@ def test_full_config_with_defaults(tmp_path):
 
 
 def test_check_timeout_defaults_to_interval_capped_at_10s(tmp_path):
-    text = edited("      interval: 1s\n", "      interval: 30s\n").replace("interval: 2s, timeout: 2s", "interval: 300ms")
+    text = edited("      interval: 1s\n", "      interval: 30s\n")
+    text = text.replace("interval: 2s, timeout: 2s", "interval: 300ms")
     services = load_config(write_config(tmp_path, text)).services
     assert services[0].check.timeout == 10.0
     assert services[1].check.timeout == 0.3
@@ -105,7 +111,9 @@ def test_optional_values_and_normalisation(tmp_path):
   verify: ["192.0.2.53:5353", ns2.example.test]
 hooks: {on_promote: "systemctl start app", timeout: 1m}
 election: {preferred_site: a, failback_delay: 1m30s}
-""").replace("  type: A\n  value: 192.0.2.1\n  server: 127.0.0.1:53\n", "  value: 2001:DB8:0::1\n").replace("  ttl: 10s\n", "  ttl: 1h\n")
+""")
+    text = text.replace("  type: A\n  value: 192.0.2.1\n  server: 127.0.0.1:53\n", "  value: 2001:DB8:0::1\n")
+    text = text.replace("  ttl: 10s\n", "  ttl: 1h\n")
     config = load_config(write_config(tmp_path, text))
     assert (config.dns.type, config.dns.value, config.dns.ttl, config.dns.tsig) == ("AAAA", "2001:db8::1", 120, None)
     assert config.dns.server == ("2001:db8::53", 53)
@@ -116,19 +124,27 @@ election: {preferred_site: a, failback_delay: 1m30s}
 
 @pytest.mark.parametrize(
     "text, seconds",
-    [("500ms", 0.5), ("10s", 10.0), ("2m", 120.0), ("1h", 3600.0), ("1.5s", 1.5), ("1m30s", 90.0), (" 7 ", 7.0), (3, 3.0), (0.25, 0.25)],
+    [
+        ("500ms", 0.5), ("10s", 10.0), ("2m", 120.0), ("1h", 3600.0), ("1.5s", 1.5), ("1m30s", 90.0),
+        (" 7 ", 7.0), (3, 3.0), (0.25, 0.25),
+    ],
 )
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "s", "10x", "-1s", "1.s", "10 s", "ms10", "1h-5m", True, None, -2, float("inf"), float("nan")])
+@pytest.mark.parametrize(
+    "text", ["", "s", "10x", "-1s", "1.s", "10 s", "ms10", "1h-5m", True, None, -2, float("inf"), float("nan")]
+)
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError):
         parse_duration(text)
 
 
-@pytest.mark.parametrize("seconds, text", [(0.5, "500ms"), (10, "10s"), (120, "2m"), (3600, "1h"), (1.5, "1.5s"), (90, "90s"), (0, "0s"), (0.1, "100ms")])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(0.5, "500ms"), (10, "10s"), (120, "2m"), (3600, "1h"), (1.5, "1.5s"), (90, "90s"), (0, "0s"), (0.1, "100ms")],
+)
 def test_format_duration_round_trips(seconds, text):
     assert format_duration(seconds) == text
     assert parse_duration(text) == pytest.approx(seconds)
@@ -136,8 +152,14 @@ def test_format_duration_round_trips(seconds, text):
 
 ERROR_CASES = {
     "unknown top-level key": ("group: app\n", "group: app\ngrop: app  # <-\n", "grop", "unknown key"),
-    "unknown nested key": ("  heartbeat_ttl: 3s\n", "  heartbeat_ttl: 3s\n  tll: 10s  # <-\n", "session.tll", "did you mean 'ttl'"),
-    "unknown key in a list entry": ("    port: 8080\n", "    port: 8080\n    prot: 1  # <-\n", "services[0].prot", "unknown key"),
+    "unknown nested key": (
+        "  heartbeat_ttl: 3s\n", "  heartbeat_ttl: 3s\n  tll: 10s  # <-\n",
+        "session.tll", "did you mean 'ttl'",
+    ),
+    "unknown key in a list entry": (
+        "    port: 8080\n", "    port: 8080\n    prot: 1  # <-\n",
+        "services[0].prot", "unknown key",
+    ),
     "duplicate key": ("  ttl: 10s\n", "  ttl: 10s\n  ttl: 20s  # <-\n", "session.ttl", "duplicate key"),
     "missing top-level key": ("site: a\ngroup: app\n", "site: a  # <-\n", "group", "required"),
     "missing nested key": ("dns:\n  zone: example.test\n", "dns:  # <-\n", "dns.zone", "required"),
@@ -146,44 +168,117 @@ ERROR_CASES = {
     "site not a string": ("site: a\n", "site: no  # <-\n", "site", "got a boolean"),
     "ttl out of range": ("  ttl: 10s\n", "  ttl: 5s  # <-\n", "session.ttl", "between 10s and 24h, got 5s"),
     "bad duration": ("  ttl: 10s\n", "  ttl: 10 minutes  # <-\n", "session.ttl", "invalid duration"),
-    "lock_delay too small": ("  lock_delay: 1s\n", "  lock_delay: 200ms  # <-\n", "session.lock_delay", "only grace a leader has"),
-    "lock_delay too large": ("  lock_delay: 1s\n", "  lock_delay: 2m  # <-\n", "session.lock_delay", "between 0s and 1m"),
-    "heartbeat_ttl above ttl": ("  heartbeat_ttl: 3s\n", "  heartbeat_ttl: 11s  # <-\n", "session.heartbeat_ttl", "must not exceed session.ttl"),
+    "lock_delay too small": (
+        "  lock_delay: 1s\n", "  lock_delay: 200ms  # <-\n",
+        "session.lock_delay", "only grace a leader has",
+    ),
+    "lock_delay too large": (
+        "  lock_delay: 1s\n", "  lock_delay: 2m  # <-\n",
+        "session.lock_delay", "between 0s and 1m",
+    ),
+    "heartbeat_ttl above ttl": (
+        "  heartbeat_ttl: 3s\n", "  heartbeat_ttl: 11s  # <-\n",
+        "session.heartbeat_ttl", "must not exceed session.ttl",
+    ),
     "two check kinds": (
         '{script: "checks/check_process.sh worker", interval',
         '{script: "checks/check_process.sh worker", tcp: "127.0.0.1:1", interval',
         "services[1].check", "exactly one of http, tcp, script, not tcp and script",
     ),
-    "no check kind": ('check: {script: "checks/check_process.sh worker", ', "check: {", "services[1].check", "needs one of http, tcp, script"),
-    "no check at all": ('  - name: worker\n    check: {script: "checks/check_process.sh worker", interval: 2s, timeout: 2s}\n', "  - name: worker  # <-\n", "services[1].check", "required"),
-    "duplicate service names": ("  - name: db\n", "  - name: api  # <-\n", "services[2].name", "duplicate service name 'api' (first used on line 10)"),
+    "no check kind": (
+        'check: {script: "checks/check_process.sh worker", ', "check: {",
+        "services[1].check", "needs one of http, tcp, script",
+    ),
+    "no check at all": (
+        '  - name: worker\n    check: {script: "checks/check_process.sh worker", interval: 2s, timeout: 2s}\n',
+        "  - name: worker  # <-\n",
+        "services[1].check", "required",
+    ),
+    "duplicate service names": (
+        "  - name: db\n", "  - name: api  # <-\n",
+        "services[2].name", "duplicate service name 'api' (first used on line 10)",
+    ),
     "no services": (SERVICES_BLOCK, "services: []  # <-\n", "services", "at least one"),
     "port out of range": ("    port: 8080\n", "    port: 80800  # <-\n", "services[0].port", "between 1 and 65535"),
     "tcp check without port": ('tcp: "127.0.0.1:5432"', 'tcp: "127.0.0.1"', "services[2].check.tcp", "needs a port"),
-    "http check not a URL": ("      http: http://127.0.0.1:8080/health\n", "      http: 127.0.0.1:8080  # <-\n", "services[0].check.http", "not an http:// or https:// URL"),
+    "http check not a URL": (
+        "      http: http://127.0.0.1:8080/health\n", "      http: 127.0.0.1:8080  # <-\n",
+        "services[0].check.http", "not an http:// or https:// URL",
+    ),
     "zero check timeout": ("timeout: 2s}", "timeout: 0s}", "services[1].check.timeout", "greater than 0"),
-    "check interval too short": ("interval: 2s,", "interval: 10ms,", "services[1].check.interval", "between 100ms and 1h"),
+    "check interval too short": (
+        "interval: 2s,", "interval: 10ms,",
+        "services[1].check.interval", "between 100ms and 1h",
+    ),
     "bad IP for type A": ("  value: 192.0.2.1\n", "  value: 192.0.2.300  # <-\n", "dns.value", "not an IPv4 address"),
-    "IPv4 for type AAAA": ("  type: A\n  value: 192.0.2.1\n", "  type: AAAA\n  value: 192.0.2.1  # <-\n", "dns.value", "not an IPv6 address"),
-    "record outside zone": ("  record: app.example.test.\n", "  record: app.example.org.  # <-\n", "dns.record", "not inside zone example.test."),
-    "CNAME at the apex": ("  record: app.example.test.\n  type: A\n  value: 192.0.2.1\n", "  record: example.test.  # <-\n  type: CNAME\n  value: a.example.test\n", "dns.record", "zone apex"),
+    "IPv4 for type AAAA": (
+        "  type: A\n  value: 192.0.2.1\n", "  type: AAAA\n  value: 192.0.2.1  # <-\n",
+        "dns.value", "not an IPv6 address",
+    ),
+    "record outside zone": (
+        "  record: app.example.test.\n", "  record: app.example.org.  # <-\n",
+        "dns.record", "not inside zone example.test.",
+    ),
+    "CNAME at the apex": (
+        "  record: app.example.test.\n  type: A\n  value: 192.0.2.1\n",
+        "  record: example.test.  # <-\n  type: CNAME\n  value: a.example.test\n",
+        "dns.record", "zone apex",
+    ),
     "unknown record type": ("  type: A\n", "  type: MX  # <-\n", "dns.type", "not one of A, AAAA, CNAME"),
     "other provider": ("dns:\n", "dns:\n  provider: route53  # <-\n", "dns.provider", "not one of rfc2136"),
-    "verify not a list": ("  server: 127.0.0.1:53\n", "  server: 127.0.0.1:53\n  verify: 127.0.0.1:53  # <-\n", "dns.verify", "expected a list"),
-    "bad verify entry": ("  server: 127.0.0.1:53\n", "  server: 127.0.0.1:53\n  verify:\n    - 127.0.0.1:53\n    - 127.0.0.1:99999  # <-\n", "dns.verify[1]", "invalid port"),
+    "verify not a list": (
+        "  server: 127.0.0.1:53\n", "  server: 127.0.0.1:53\n  verify: 127.0.0.1:53  # <-\n",
+        "dns.verify", "expected a list",
+    ),
+    "bad verify entry": (
+        "  server: 127.0.0.1:53\n",
+        "  server: 127.0.0.1:53\n  verify:\n    - 127.0.0.1:53\n    - 127.0.0.1:99999  # <-\n",
+        "dns.verify[1]", "invalid port",
+    ),
     "dns ttl not whole": ("  type: A\n", "  type: A\n  ttl: 1.5s  # <-\n", "dns.ttl", "whole seconds"),
-    "hmac-md5 rejected": ("secret_file: tsig.key}", "algorithm: hmac-md5, secret_file: tsig.key}", "dns.tsig.algorithm", "RFC 8945"),
-    "secret and secret_file": ("secret_file: tsig.key}", f"secret: {SECRET}, secret_file: tsig.key}}", "dns.tsig", "either secret or secret_file"),
+    "hmac-md5 rejected": (
+        "secret_file: tsig.key}", "algorithm: hmac-md5, secret_file: tsig.key}",
+        "dns.tsig.algorithm", "RFC 8945",
+    ),
+    "secret and secret_file": (
+        "secret_file: tsig.key}", f"secret: {SECRET}, secret_file: tsig.key}}",
+        "dns.tsig", "either secret or secret_file",
+    ),
     "neither secret nor secret_file": (", secret_file: tsig.key}", "}", "dns.tsig", "needs secret or secret_file"),
     "secret not base64": ("secret_file: tsig.key}", f"secret: '{SECRET}!!'}}", "dns.tsig.secret", "not valid base64"),
-    "missing secret file": ("secret_file: tsig.key}", "secret_file: missing.key}", "dns.tsig.secret_file", "missing.key"),
-    "token and token_file": ("  address: http://127.0.0.1:8500\n", f"  address: http://127.0.0.1:8500\n  token: {TOKEN}\n  token_file: t  # <-\n", "consul.token_file", "not both"),
-    "token not a string": ("  address: http://127.0.0.1:8500\n", "  address: http://127.0.0.1:8500\n  token: [1]  # <-\n", "consul.token", "expected a single value"),
-    "consul address scheme": ("  address: http://127.0.0.1:8500\n", "  address: consul:8500  # <-\n", "consul.address", "http:// or https://"),
-    "TLS file with http": ("  address: http://127.0.0.1:8500\n", "  address: http://127.0.0.1:8500\n  ca_file: tsig.key  # <-\n", "consul.ca_file", "only used with an https://"),
-    "key_prefix with slash": ("group: app\n", "group: app\nkey_prefix: /consulha/app  # <-\n", "key_prefix", "leading/trailing slash"),
-    "section not a mapping": ("session:\n  ttl: 10s\n  lock_delay: 1s\n  heartbeat_ttl: 3s\n", "session: 10s  # <-\n", "session", "must be a mapping"),
-    "YAML syntax error": ("  ttl: 10s\n", "  ttl: 10s: 5  # <-\n", "", "invalid YAML: mapping values are not allowed here"),
+    "missing secret file": (
+        "secret_file: tsig.key}", "secret_file: missing.key}",
+        "dns.tsig.secret_file", "missing.key",
+    ),
+    "token and token_file": (
+        "  address: http://127.0.0.1:8500\n",
+        f"  address: http://127.0.0.1:8500\n  token: {TOKEN}\n  token_file: t  # <-\n",
+        "consul.token_file", "not both",
+    ),
+    "token not a string": (
+        "  address: http://127.0.0.1:8500\n", "  address: http://127.0.0.1:8500\n  token: [1]  # <-\n",
+        "consul.token", "expected a single value",
+    ),
+    "consul address scheme": (
+        "  address: http://127.0.0.1:8500\n", "  address: consul:8500  # <-\n",
+        "consul.address", "http:// or https://",
+    ),
+    "TLS file with http": (
+        "  address: http://127.0.0.1:8500\n", "  address: http://127.0.0.1:8500\n  ca_file: tsig.key  # <-\n",
+        "consul.ca_file", "only used with an https://",
+    ),
+    "key_prefix with slash": (
+        "group: app\n", "group: app\nkey_prefix: /consulha/app  # <-\n",
+        "key_prefix", "leading/trailing slash",
+    ),
+    "section not a mapping": (
+        "session:\n  ttl: 10s\n  lock_delay: 1s\n  heartbeat_ttl: 3s\n", "session: 10s  # <-\n",
+        "session", "must be a mapping",
+    ),
+    "YAML syntax error": (
+        "  ttl: 10s\n", "  ttl: 10s: 5  # <-\n",
+        "", "invalid YAML: mapping values are not allowed here",
+    ),
 }
 
 
@@ -196,7 +291,8 @@ def test_error_names_file_line_and_key_path(tmp_path, old, new, key_path, messag
     error = caught.value
     assert (error.file, error.key_path) == (str(path), key_path)
     assert message in error.message
-    # The error points at the '# <-' marker; edits inside a flow mapping cannot carry one, so there it is the edited line.
+    # The error points at the '# <-' marker; edits inside a flow mapping cannot carry one, so there it is the
+    # edited line.
     assert error.line == (line_containing(text, "# <-") if "# <-" in text else line_containing(BASE, old))
     assert str(error) == ": ".join(part for part in (f"{path}:{error.line}", key_path, error.message) if part)
     assert SECRET not in str(error) and TOKEN not in str(error)
@@ -204,7 +300,11 @@ def test_error_names_file_line_and_key_path(tmp_path, old, new, key_path, messag
 
 @pytest.mark.parametrize(
     "text, message",
-    [("", "config file is empty"), ("# nothing here\n", "config file is empty"), ("- a\n- b\n", "must be a mapping, got a list")],
+    [
+        ("", "config file is empty"),
+        ("# nothing here\n", "config file is empty"),
+        ("- a\n- b\n", "must be a mapping, got a list"),
+    ],
     ids=["empty", "only comments", "top-level list"],
 )
 def test_file_level_errors(tmp_path, text, message):
@@ -238,7 +338,8 @@ def test_token_file_is_relative_to_config_directory(tmp_path, monkeypatch):
     token_file.chmod(0o600)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CONSUL_HTTP_TOKEN", "from-environment")
-    path = write_config(config_dir, edited("  address: http://127.0.0.1:8500\n", "  address: http://127.0.0.1:8500\n  token_file: secrets/consul.token\n"))
+    address = "  address: http://127.0.0.1:8500\n"
+    path = write_config(config_dir, edited(address, address + "  token_file: secrets/consul.token\n"))
     config = load_config(path)
     assert config.consul.token == TOKEN
     assert TOKEN not in repr(config)
@@ -254,9 +355,13 @@ def test_consul_token_comes_from_environment_unless_configured(tmp_path, monkeyp
 def test_https_consul_with_tls_files(tmp_path):
     for name in ("ca.pem", "client.pem", "client.key"):
         (tmp_path / name).write_text("pem\n")
-    text = edited("  address: http://127.0.0.1:8500\n", "  address: https://consul.example.test/\n  ca_file: ca.pem\n  cert_file: client.pem\n  key_file: client.key\n")
+    text = edited(
+        "  address: http://127.0.0.1:8500\n",
+        "  address: https://consul.example.test/\n  ca_file: ca.pem\n  cert_file: client.pem\n  key_file: client.key\n",
+    )
     consul = load_config(write_config(tmp_path, text)).consul
-    assert (consul.address, consul.scheme, consul.host, consul.port) == ("https://consul.example.test", "https", "consul.example.test", 443)
+    assert (consul.address, consul.scheme, consul.port) == ("https://consul.example.test", "https", 443)
+    assert consul.host == "consul.example.test"
     assert (consul.ca_file, consul.key_file) == (str(tmp_path / "ca.pem"), str(tmp_path / "client.key"))
 
 
@@ -296,7 +401,10 @@ def test_tsig_keygen_key_file(tmp_path):
 @pytest.mark.parametrize(
     "tsig, message",
     [
-        ("{name: consulha-key, algorithm: hmac-sha512, secret_file: tsig.key}", "key 'consulha-key' uses hmac-sha256, but dns.tsig.algorithm is hmac-sha512"),
+        (
+            "{name: consulha-key, algorithm: hmac-sha512, secret_file: tsig.key}",
+            "key 'consulha-key' uses hmac-sha256, but dns.tsig.algorithm is hmac-sha512",
+        ),
         ("{name: third-key, secret_file: tsig.key}", "holds no key named 'third-key' (found other-key, consulha-key)"),
     ],
 )
@@ -311,7 +419,8 @@ def test_tsig_keygen_key_file_mismatch(tmp_path, tsig, message):
 
 def test_failback_delay_without_preferred_site_warns(tmp_path):
     config = load_config(write_config(tmp_path, BASE + "election: {failback_delay: 1m}\n"))
-    assert config.warnings == (f"{tmp_path / 'site.yaml'}:{BASE.count(chr(10)) + 1}: election.failback_delay: has no effect without election.preferred_site",)
+    location = f"{tmp_path / 'site.yaml'}:{BASE.count(chr(10)) + 1}"
+    assert config.warnings == (f"{location}: election.failback_delay: has no effect without election.preferred_site",)
 
 
 @pytest.mark.parametrize("site, value", [("a", "192.0.2.1"), ("b", "192.0.2.2")])
