@@ -4,8 +4,13 @@
 set -u
 pattern=${1:?usage: check_process.sh PATTERN [MIN_COUNT]}
 min=${2:-1}
-count=$(pgrep -fc -- "$pattern" 2>/dev/null || true)
-count=${count:-0}
+count=0
+for pid in $(pgrep -f -- "$pattern"); do
+  # pgrep -f also matches this script and its subshells, whose command lines hold the pattern.
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+  case "$cmdline" in *check_process.sh*) continue ;; esac
+  count=$((count + 1))
+done
 if [ "$count" -ge "$min" ]; then
   echo "$count process(es) match '$pattern'"
   exit 0

@@ -142,7 +142,7 @@ def render_status(data: dict) -> None:
         for check in instance["checks"]:
             colour = {"passing": "green", "warning": "yellow"}.get(check["status"], "red")
             checks.add_row(instance["service"], instance["site"] or "?",
-                           f"[{colour}]{check['status']}[/]", check["id"], check["output"][-60:])
+                           f"[{colour}]{check['status']}[/]", check["id"], check["output"][:120])
     console.print(checks)
     dns = data["dns"]
     answers = Table("verify server", "answer", "matches leader", title="DNS")

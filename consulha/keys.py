@@ -8,15 +8,19 @@ from consulha.config import Config
 class Keys:
     def __init__(self, cfg: Config):
         self.prefix = cfg.key_prefix
+        self.group = cfg.group
         self._owner = f"{cfg.group}-{cfg.site}"
         self.leader = f"{self.prefix}/leader"
         self.candidates = f"{self.prefix}/candidates/"
         self.sites = f"{self.prefix}/sites/"
         self.site_status = f"{self.sites}{cfg.site}"
         self.session_name = f"consulha-{self._owner}"
-        self.heartbeat_check_id = f"consulha-{self._owner}-heartbeat"
+        self.heartbeat_check_id = self.heartbeat_check_id_of(cfg.site)
         self.session_checks = (["serfHealth", self.heartbeat_check_id]
                                + [self.check_id(s.name) for s in cfg.services])
+
+    def heartbeat_check_id_of(self, site: str) -> str:
+        return f"consulha-{self.group}-{site}-heartbeat"
 
     def candidate(self, site: str) -> str:
         return f"{self.candidates}{site}"

@@ -43,7 +43,7 @@ def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str
              for site in [e.key.removeprefix(keys.candidates)]),
             key=lambda c: c["site"])
         status["sites"] = reports
-        status["services"] = _services(cfg, store)
+        status["services"] = _services(cfg, keys, store)
     except (ConsulUnavailable, ConsulRefused) as error:
         status["errors"].append(f"consul: {error}")
         status.setdefault("leader", {"site": None, "epoch": None})
@@ -55,19 +55,24 @@ def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str
     return status
 
 
-def _services(cfg: Config, store: ConsulStore) -> list[dict[str, Any]]:
+def _services(cfg: Config, keys: Keys, store: ConsulStore) -> list[dict[str, Any]]:
+    """Each site's instance of each service, with the checks its site's session depends on:
+    the service's own check, the node's serfHealth and that site's agent heartbeat."""
     instances = []
     for service in cfg.services:
         for entry in store.service_health(service.name):
             meta = entry["Service"].get("Meta") or {}
             if meta.get("consulha_group") != cfg.group:
                 continue
+            site = meta.get("consulha_site")
+            relevant = {"serfHealth", keys.heartbeat_check_id_of(site)}
             checks = [{"id": c["CheckID"], "name": c["Name"], "status": c["Status"],
                        "output": (c.get("Output") or "").strip()[-300:]}
-                      for c in entry["Checks"]]
+                      for c in entry["Checks"]
+                      if c.get("ServiceID") == entry["Service"]["ID"] or c["CheckID"] in relevant]
             worst = max((c["status"] for c in checks), key=lambda s: CHECK_SEVERITY.get(s, 3),
                         default="passing")
-            instances.append({"service": service.name, "site": meta.get("consulha_site"),
+            instances.append({"service": service.name, "site": site,
                               "node": entry["Node"]["Node"], "tags": entry["Service"]["Tags"],
                               "status": worst, "checks": checks})
     return sorted(instances, key=lambda i: (i["service"], i["site"] or ""))

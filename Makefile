@@ -1,0 +1,35 @@
+# consulha: `make demo` and `make test` work on a fresh Debian machine (as root: they install
+# Consul 1.8.7 and BIND 9 from Debian's archive first).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: deps demo test test-fast bench chaos clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+deps: $(STAMP)
+	@scripts/install-deps
+
+demo: deps
+	$(PY) -m consulha.lab.demo
+
+test: deps
+	$(PY) -m pytest -q
+
+test-fast: deps
+	$(PY) -m pytest -q -m "not integration"
+
+bench: deps
+	$(PY) bench/failover.py
+
+chaos: deps
+	$(PY) -m pytest -q -m chaos tests/chaos
+
+clean:
+	rm -rf $(VENV) build *.egg-info
