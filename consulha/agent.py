@@ -32,11 +32,14 @@ from typing import Callable
 from consulha.config import Config
 from consulha.consul_store import (CheckNotPassing, ConsulRefused, ConsulStore,
                                    ConsulUnavailable, KvEntry)
+from consulha.control import (ControlKeys, ControlState, HandoverRequest, append_history,
+                              clear_request, put_request, read_control)
 from consulha.dns import DnsError, DnsProvider, StaleEpochError, make_provider
 from consulha.election import Election, Lease, Role, Transition, lease_duration
 from consulha.health import HealthReporter, script_ttl
 from consulha.hooks import HookRunner
 from consulha.keys import Keys
+from consulha.status import healthy_sites, service_instances
 
 log = logging.getLogger("consulha.agent")
 
@@ -92,7 +95,8 @@ class Agent:
         self._registered = False
         self._tags_role: str | None = None
         self._leader_index = 0
-        self._last_leader_site: str | None = None
+        self.control_keys = ControlKeys(cfg.key_prefix)
+        self._maintenance_applied: bool | None = None
         self._next_renew = 0.0
         self._hold_off_until = 0.0
         self._last_tick = clock()
@@ -198,6 +202,7 @@ class Agent:
                 port=service.port, check=consul_check(service.check),
             )
         self._tags_role = role
+        self._maintenance_applied = None  # re-registration may have cleared it: apply again
 
     def _ensure_registered(self) -> None:
         """Level-triggered repair: a restarted Consul agent may have forgotten us."""
@@ -212,10 +217,15 @@ class Agent:
     def _cycle(self) -> None:
         self._sync_tags()
         self._publish_site_status()
-        if self.session is None:
+        control = read_control(self.store, self.control_keys)
+        self._apply_maintenance(control)
+        mark = control.in_maintenance(self.cfg.site)
+        if mark is not None and self.election.role != Role.LEADER:
+            self._withdraw(f"maintenance: {mark.get('reason') or 'no reason given'}")
+        elif self.session is None:
             self._become_candidate()
         elif self.election.role == Role.LEADER:
-            self._lead()
+            self._lead(control)
         else:
             self._stand_by()
 
@@ -239,6 +249,14 @@ class Agent:
         self.store.acquire(self.keys.candidate(self.cfg.site), candidate_value, session)
         self.election.candidate(f"session {session[:8]} created: every check passing")
 
+    def _withdraw(self, reason: str) -> None:
+        """Leave the election (maintenance): no session, no candidacy, until the mark is gone."""
+        if self.session:
+            self.store.destroy_session(self.session)
+            self.session = None
+        self.election.ineligible(reason)
+        self.stop_event.wait(0.5)
+
     def _renew_if_due(self) -> bool:
         """Renew our session when due; False (and no session) when Consul no longer has it."""
         if self._clock() < self._next_renew:
@@ -250,7 +268,7 @@ class Agent:
         self._ensure_registered()
         return True
 
-    def _lead(self) -> None:
+    def _lead(self, control: ControlState) -> None:
         if not self._renew_if_due():
             return
         sent_at = self._clock()
@@ -262,7 +280,9 @@ class Agent:
                 self._next_renew = 0.0
             return
         self.election.confirm(sent_at)
-        self.stop_event.wait(max(0.0, sent_at + self.timing.confirm_interval - self._clock()))
+        self._serve_requests(control)
+        if self.election.role == Role.LEADER:
+            self.stop_event.wait(max(0.0, sent_at + self.timing.confirm_interval - self._clock()))
 
     def _stand_by(self) -> None:
         if not self._renew_if_due():
@@ -278,16 +298,18 @@ class Agent:
             log.warning("released a lock we held after fencing ourselves")
             return
         if entry is not None and entry.session is not None:
-            holder = (entry.json() or {}).get("site")
-            self._last_leader_site = holder
+            self._ask_for_failback((entry.json() or {}).get("site"))
             return
-        self._try_acquire()
+        self._try_acquire((entry.json() or {}) if entry else {})
 
     def _standby_wait(self) -> float:
         return max(0.05, min(self.timing.standby_wait, self._next_renew - self._clock()))
 
-    def _try_acquire(self) -> None:
-        if self._clock() < self._hold_off_until:
+    def _try_acquire(self, previous: dict) -> None:
+        """The lock is free: take it unless we are held off or a live request names another site."""
+        request = read_control(self.store, self.control_keys).handover
+        if self._clock() < self._hold_off_until or (
+                request and request.names_other_than(self.cfg.site)):
             self.stop_event.wait(self.timing.acquire_retry)
             return
         if not self.store.acquire(self.keys.leader, self._leader_value(None), self.session):
@@ -303,10 +325,118 @@ class Agent:
         epoch = entry.modify_index
         if not self.store.put(self.keys.leader, self._leader_value(epoch), cas=epoch):
             return
-        previous = self._last_leader_site
-        reason = f"won the lock (previous leader: {previous})" if previous else "won the lock"
-        if self.election.promote(epoch, sent_at, reason):
+        cause, request = self._cause_of_win(previous)
+        if self.election.promote(epoch, sent_at, cause):
             self._dns_wakeup.set()
+            if request is not None:
+                clear_request(self.store, self.control_keys, request)
+            append_history(self.store, self.control_keys, {
+                "time": iso_now(), "epoch": epoch, "from": previous.get("site"),
+                "to": self.cfg.site, "cause": cause})
+
+    def _cause_of_win(self, previous: dict) -> tuple[str, HandoverRequest | None]:
+        """Why the lock came to us, for the history: a request naming us, the old leader's own
+        word on release, or the checks of its site that are failing now."""
+        request = read_control(self.store, self.control_keys).handover
+        if request and request.live() and request.to in (None, self.cfg.site):
+            return f"{request.kind} by {request.by}", request
+        if previous.get("released"):
+            return previous["released"], None
+        site = previous.get("site")
+        if not site:
+            return "initial election", None
+        failing = [c for instance in service_instances(self.cfg, self.keys, self.store)
+                   if instance["site"] == site for c in instance["checks"]
+                   if c["status"] == "critical"]
+        if not failing and site != self.cfg.site:
+            return "session of the leader expired or was destroyed", None
+        names = sorted({c["service"] for c in failing if c["service"]})
+        if names:
+            return f"check failed: {', '.join(names)}", None
+        if any(c["id"] == self.keys.heartbeat_check_id_of(site) for c in failing):
+            return "agent lost heartbeat", None
+        if any(c["id"] == "serfHealth" for c in failing):
+            return "node unreachable (serfHealth critical)", None
+        return "session of the leader invalidated", None
+
+    # -- operator requests (leader side) -------------------------------------------------------
+
+    def _serve_requests(self, control: ControlState) -> None:
+        """Honour maintenance of our own site and handover requests; expire stale requests."""
+        request = control.handover
+        if request and request.state in ("pending", "accepted") and request.expired():
+            clear_request(self.store, self.control_keys, request)
+            log.info("handover request by %s expired unhonoured", request.by)
+            request = None
+        mark = control.in_maintenance(self.cfg.site)
+        if mark is not None:
+            target, why = self._pick_target(None, control)
+            if target is None and not mark.get("force"):
+                return  # the CLI refuses this; a mark written by hand waits for a candidate
+            self._hand_over(f"maintenance: {mark.get('reason') or 'no reason given'}")
+            return
+        if request is None or request.state != "pending":
+            return
+        target, why = self._pick_target(request.to, control)
+        if target is None:
+            put_request(self.store, self.control_keys, request.with_state("refused", why))
+            log.warning("refused a %s request by %s: %s", request.kind, request.by, why)
+            return
+        if put_request(self.store, self.control_keys, request.with_state("accepted", to=target)):
+            self._hand_over(f"{request.kind} to {target} requested by {request.by}")
+
+    def _pick_target(self, wanted: str | None, control: ControlState) -> tuple[str | None, str]:
+        """A live candidate other than us, not in maintenance, whose checks all pass."""
+        _, entries = self.store.get_prefix(self.keys.candidates)
+        live = {e.key.removeprefix(self.keys.candidates) for e in entries if e.session}
+        healthy = healthy_sites(service_instances(self.cfg, self.keys, self.store))
+        options = sorted(site for site in live & healthy
+                         if site != self.cfg.site and not control.in_maintenance(site))
+        if wanted is None:
+            return (options[0], "") if options else (None, "no other healthy candidate")
+        if wanted == self.cfg.site:
+            return None, f"site {wanted} already leads"
+        if wanted not in live:
+            return None, f"site {wanted} is not a live candidate"
+        if wanted not in options:
+            return None, f"site {wanted} is unhealthy or in maintenance"
+        return wanted, ""
+
+    def _hand_over(self, reason: str) -> None:
+        """Planned step-down: stop writing DNS first, then release (no lock-delay follows)."""
+        epoch = self.election.epoch
+        self.election.demote(reason)
+        value = json.loads(self._leader_value(epoch))
+        value["released"] = reason
+        self.store.release(self.keys.leader, self.session, json.dumps(value).encode())
+
+    def _ask_for_failback(self, holder: str | None) -> None:
+        """The preferred site, healthy for the whole failback delay, asks for its lead back."""
+        election_cfg = self.cfg.election
+        if (election_cfg.preferred_site != self.cfg.site or holder in (None, self.cfg.site)
+                or self.election.role != Role.STANDBY
+                or self._clock() - self.election.since < election_cfg.failback_delay):
+            return
+        if read_control(self.store, self.control_keys).handover is not None:
+            return
+        now = time.time()
+        request = HandoverRequest(to=self.cfg.site, by=f"failback policy of site {self.cfg.site}",
+                                  kind="failback", from_site=holder, requested_at=now,
+                                  expires_at=now + 30)
+        if put_request(self.store, self.control_keys, request):
+            log.info("healthy for %.0fs as preferred site: asked %s for a failback",
+                     election_cfg.failback_delay, holder)
+
+    def _apply_maintenance(self, control: ControlState) -> None:
+        """Mirror our maintenance mark onto Consul's service maintenance (shown in the UI)."""
+        mark = control.in_maintenance(self.cfg.site)
+        wanted = mark is not None
+        if wanted == self._maintenance_applied:
+            return
+        reason = f"consulha maintenance: {(mark or {}).get('reason') or 'no reason given'}"
+        for service in self.cfg.services:
+            self.store.service_maintenance(self.keys.service_id(service.name), wanted, reason)
+        self._maintenance_applied = wanted
 
     def _leader_value(self, epoch: int | None) -> bytes:
         return json.dumps({"site": self.cfg.site, "address": self.cfg.dns.value, "epoch": epoch,

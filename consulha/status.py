@@ -7,10 +7,12 @@ cannot be read is reported as an error string in place; the rest is still gather
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from consulha.config import Config
 from consulha.consul_store import ConsulRefused, ConsulStore, ConsulUnavailable
+from consulha.control import ControlKeys, read_control
 from consulha.dns import DnsError, DnsProvider
 from consulha.keys import Keys
 
@@ -43,19 +45,24 @@ def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str
              for site in [e.key.removeprefix(keys.candidates)]),
             key=lambda c: c["site"])
         status["sites"] = reports
-        status["services"] = _services(cfg, keys, store)
+        status["services"] = service_instances(cfg, keys, store)
+        control = read_control(store, ControlKeys(cfg.key_prefix))
+        status["handover"] = asdict(control.handover) if control.handover else None
+        status["maintenance"] = control.maintenance
     except (ConsulUnavailable, ConsulRefused) as error:
         status["errors"].append(f"consul: {error}")
         status.setdefault("leader", {"site": None, "epoch": None})
         status.setdefault("candidates", [])
         status.setdefault("sites", {})
         status.setdefault("services", [])
+        status.setdefault("handover", None)
+        status.setdefault("maintenance", {})
     status["dns"] = _dns(dns, status["leader"].get("address"))
     status["ok"] = bool(status["leader"].get("site")) and status["dns"]["converged"]
     return status
 
 
-def _services(cfg: Config, keys: Keys, store: ConsulStore) -> list[dict[str, Any]]:
+def service_instances(cfg: Config, keys: Keys, store: ConsulStore) -> list[dict[str, Any]]:
     """Each site's instance of each service, with the checks its site's session depends on:
     the service's own check, the node's serfHealth and that site's agent heartbeat."""
     instances = []
@@ -67,6 +74,7 @@ def _services(cfg: Config, keys: Keys, store: ConsulStore) -> list[dict[str, Any
             site = meta.get("consulha_site")
             relevant = {"serfHealth", keys.heartbeat_check_id_of(site)}
             checks = [{"id": c["CheckID"], "name": c["Name"], "status": c["Status"],
+                       "service": c.get("ServiceName") or None,
                        "output": (c.get("Output") or "").strip()[-300:]}
                       for c in entry["Checks"]
                       if c.get("ServiceID") == entry["Service"]["ID"] or c["CheckID"] in relevant]
@@ -76,6 +84,13 @@ def _services(cfg: Config, keys: Keys, store: ConsulStore) -> list[dict[str, Any
                               "node": entry["Node"]["Node"], "tags": entry["Service"]["Tags"],
                               "status": worst, "checks": checks})
     return sorted(instances, key=lambda i: (i["service"], i["site"] or ""))
+
+
+def healthy_sites(instances: list[dict[str, Any]]) -> set[str]:
+    """Sites whose every instance has every check passing (warning does not count as healthy)."""
+    sites = {i["site"] for i in instances if i["site"]}
+    return {site for site in sites
+            if all(i["status"] == "passing" for i in instances if i["site"] == site)}
 
 
 def _dns(dns: DnsProvider, expected: str | None) -> dict[str, Any]:

@@ -1,0 +1,144 @@
+"""Operator intent and the record of what happened, as Consul KV entries under the key prefix.
+
+    <prefix>/control/handover            one pending request to move leadership (JSON)
+    <prefix>/control/maintenance/<site>  present while that site is withdrawn from the election
+    <prefix>/history                     the last 100 leadership changes (JSON list)
+
+Both the agent and the CLI read and write these through the functions here, so the format lives
+in one place. Writes that must not race use check-and-set on the key's ModifyIndex.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+
+from consulha.consul_store import ConsulStore, KvEntry
+
+HISTORY_LIMIT = 100
+
+
+def operator() -> str:
+    """`user@host` of whoever runs this process, for requests and history."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass(frozen=True)
+class HandoverRequest:
+    """A request to move leadership. `to` None means any healthy candidate.
+
+    kind: handover (planned; the leader releases), takeover (forced; the CLI destroyed the
+    leader's session), failback (the preferred site asks for its lead back).
+    state: pending -> accepted (the leader released to `to`) | refused (with `reason`).
+    """
+    to: str | None
+    by: str
+    kind: str = "handover"
+    state: str = "pending"
+    reason: str = ""
+    from_site: str | None = None
+    from_epoch: int | None = None
+    requested_at: float = field(default_factory=time.time)
+    expires_at: float = 0.0
+    modify_index: int = 0
+
+    def expired(self, now: float | None = None) -> bool:
+        return (now or time.time()) >= self.expires_at
+
+    def live(self) -> bool:
+        return self.state in ("pending", "accepted") and not self.expired()
+
+    def names_other_than(self, site: str) -> bool:
+        """A live request reserves the lock for `to`: everybody else stands back."""
+        return self.live() and self.to is not None and self.to != site
+
+    def encode(self) -> bytes:
+        data = asdict(self)
+        data.pop("modify_index")
+        return json.dumps(data).encode()
+
+    @classmethod
+    def decode(cls, entry: KvEntry) -> "HandoverRequest | None":
+        data = entry.json()
+        if not data:
+            return None
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        try:
+            return cls(**known, modify_index=entry.modify_index)
+        except TypeError:
+            return None
+
+    def with_state(self, state: str, reason: str = "", to: str | None = None) -> "HandoverRequest":
+        return HandoverRequest(**{**asdict(self), "state": state, "reason": reason,
+                                  "to": to if to is not None else self.to})
+
+
+@dataclass(frozen=True)
+class ControlState:
+    """Everything under <prefix>/control/ at one moment."""
+    handover: HandoverRequest | None
+    maintenance: dict[str, dict]
+
+    def in_maintenance(self, site: str) -> dict | None:
+        return self.maintenance.get(site)
+
+
+class ControlKeys:
+    def __init__(self, key_prefix: str):
+        self.prefix = f"{key_prefix}/control/"
+        self.handover = f"{self.prefix}handover"
+        self.maintenance_prefix = f"{self.prefix}maintenance/"
+        self.history = f"{key_prefix}/history"
+
+    def maintenance(self, site: str) -> str:
+        return f"{self.maintenance_prefix}{site}"
+
+
+def read_control(store: ConsulStore, keys: ControlKeys) -> ControlState:
+    _, entries = store.get_prefix(keys.prefix)
+    handover = None
+    maintenance = {}
+    for entry in entries:
+        if entry.key == keys.handover:
+            handover = HandoverRequest.decode(entry)
+        elif entry.key.startswith(keys.maintenance_prefix):
+            maintenance[entry.key.removeprefix(keys.maintenance_prefix)] = entry.json() or {}
+    return ControlState(handover, maintenance)
+
+
+def put_request(store: ConsulStore, keys: ControlKeys, request: HandoverRequest) -> bool:
+    """Create the request only if none exists (cas=0), or replace exactly the one we read."""
+    return store.put(keys.handover, request.encode(), cas=request.modify_index)
+
+
+def clear_request(store: ConsulStore, keys: ControlKeys, request: HandoverRequest) -> bool:
+    return store.delete(keys.handover, cas=request.modify_index)
+
+
+def read_history(store: ConsulStore, keys: ControlKeys) -> tuple[list[dict], int]:
+    _, entry = store.get(keys.history)
+    if entry is None:
+        return [], 0
+    try:
+        entries = json.loads(entry.value or b"[]")
+    except ValueError:
+        entries = []
+    return (entries if isinstance(entries, list) else []), entry.modify_index
+
+
+def append_history(store: ConsulStore, keys: ControlKeys, record: dict, attempts: int = 5) -> bool:
+    """Append one record with check-and-set, keeping the last HISTORY_LIMIT; False if every
+    attempt lost a race (the record is then only in the agent's log)."""
+    for _ in range(attempts):
+        entries, index = read_history(store, keys)
+        entries = (entries + [record])[-HISTORY_LIMIT:]
+        if store.put(keys.history, json.dumps(entries).encode(), cas=index):
+            return True
+    return False

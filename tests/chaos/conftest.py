@@ -1,0 +1,133 @@
+"""Fixtures for the fault-injection suite: a three-site lab in network namespaces (needs root).
+
+Each test module gets its own topology (module scope); every scenario starts from `reset()`:
+fresh agents, healed network, every process running, a leads with DNS on a, b standby.
+Per-scenario metrics (duration, failover times) are appended as JSON lines to
+$CONSULHA_CHAOS_METRICS if set, else to <pytest basetemp>/chaos-metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from consulha.lab import netlab
+from consulha.lab.invariants import Report, Window, check
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "chaos: fault injection in network namespaces (root)")
+
+
+_swept = False
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, request):
+    global _swept
+    reason = netlab.preflight()
+    if reason:
+        pytest.skip(f"chaos suite skipped: {reason}")
+    if not _swept:
+        netlab.sweep_stale()
+        _swept = True
+    workdir = tmp_path_factory.mktemp(f"chaos-{request.module.__name__.rsplit('.', 1)[-1]}")
+    the_lab = netlab.ChaosLab(workdir)
+    try:
+        the_lab.start()
+        yield the_lab
+    finally:
+        the_lab.close()
+
+
+class Scenario:
+    """One scenario on the shared lab: times, checks and metrics."""
+
+    def __init__(self, lab: netlab.ChaosLab, name: str, metrics_path: Path):
+        self.lab = lab
+        self.name = name
+        self.metrics_path = metrics_path
+        self.started = time.monotonic()
+        self.steady = lab.reset(name)
+        self.epoch0 = self.steady.holder_epoch
+        self.metrics: dict[str, object] = {"scenario": name,
+                                           "reset_s": round(time.monotonic() - self.started, 2)}
+        self.process_ends: dict[str, list[float]] = {}
+        self.report: Report | None = None
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def metric(self, key: str, value) -> None:
+        self.metrics[key] = round(value, 3) if isinstance(value, float) else value
+
+    def killed(self, site: str, at: float) -> None:
+        self.process_ends.setdefault(site, []).append(at)
+
+    def wait_names(self, site: str, timeout: float, since: float | None = None, key: str | None = None):
+        sample = self.lab.wait_dns_names(site, timeout)
+        if key:
+            self.metric(key, sample.t - (since if since is not None else self.started))
+        return sample
+
+    def hold(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def leader_sites(self, since: float = -math.inf) -> list[str]:
+        """Sites that entered the leader role at or after `since`."""
+        return [t.site for t in self.lab.transitions() if t.role == "leader" and t.monotonic >= since]
+
+    def demotions(self, site: str, since: float = -math.inf):
+        return [t for t in self.lab.transitions()
+                if t.site == site and t.old == "leader" and t.monotonic >= since]
+
+    def verify(self, *windows: Window, overlap_tolerance: float = 0.0) -> Report:
+        samples = self.lab.sampler.stop() if self.lab.sampler else []
+        # From the steady state on: earlier samples show the previous scenario's DNS state.
+        samples = [s for s in samples if s.t >= self.steady.t]
+        report = check(self.lab.transitions(), samples, self.lab.values, windows, self.process_ends,
+                       overlap_tolerance)
+        self.report = report
+        self.metric("samples", len(samples))
+        self.metric("dns_changes", len(report.changes))
+        self.metric("leaderships", len(report.intervals))
+        if report.overlaps:
+            self.metric("leader_overlap_s", max(report.overlaps))
+        for name, took in report.convergence.items():
+            if took is not None:
+                self.metric(f"converged_{name}_s", took)
+        assert report.ok, f"{self.name}: invariants violated\n{report.summary()}\n{self.lab.logs()}"
+        return report
+
+    def done(self) -> None:
+        self.metric("duration_s", time.monotonic() - self.started)
+        with open(self.metrics_path, "a") as out:
+            out.write(json.dumps(self.metrics) + "\n")
+
+
+@pytest.fixture
+def scenario(lab, request, tmp_path_factory):
+    path = Path(os.environ.get("CONSULHA_CHAOS_METRICS")
+                or tmp_path_factory.getbasetemp() / "chaos-metrics.jsonl")
+    the_scenario = Scenario(lab, request.node.name, path)
+    try:
+        yield the_scenario
+    finally:
+        outcome = getattr(request.node, "rep_call", None)
+        the_scenario.metric("passed", bool(outcome and outcome.passed))
+        the_scenario.done()
+        if lab.sampler:
+            lab.sampler.stop()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.rep_call = report

@@ -1,0 +1,140 @@
+"""Chaos scenarios on the agents and their services: 1 check fails, 2 SIGKILL, 3 SIGSTOP past the
+lease, 13 operator deletes the key / destroys the session, 16 both sites unhealthy."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from consulha.lab.invariants import Window
+from consulha.lab.pair import wait_until
+
+pytestmark = pytest.mark.chaos
+
+
+def test_01_service_check_fails_on_leader(scenario):
+    lab = scenario.lab
+    fault = scenario.now()
+    lab.toys["a"].fail()
+    after = scenario.wait_names("b", 15, since=fault, key="failover_s")
+    assert after.holder_epoch > scenario.epoch0
+    assert scenario.demotions("a", since=fault), lab.logs()
+    heal = scenario.now()
+    lab.toys["a"].recover()
+    # a gets healthy again and must come back as a standby, not take leadership back.
+    wait_until(lambda: lab.candidate("a"), 20, step=0.1, what=f"a standby again\n{lab.logs()}")
+    scenario.hold(3)
+    assert lab.leader()[0] == "b"
+    assert scenario.leader_sites(since=heal) == []
+    scenario.verify(Window("failover", fault, heal, bound=15, expect_site="b", max_changes=1),
+                    Window("heal", heal, bound=1, expect_site="b", max_changes=0))
+
+
+def test_02_leader_agent_sigkill(scenario):
+    lab = scenario.lab
+    fault = scenario.now()
+    lab.agents["a"].kill()
+    scenario.killed("a", fault)
+    after = scenario.wait_names("b", 20, since=fault, key="failover_s")
+    # heartbeat_ttl (3 s) must run out before Consul invalidates a's session.
+    assert after.t - fault >= 2.5
+    heal = scenario.now()
+    lab.start_agent("a")
+    wait_until(lambda: lab.candidate("a"), 20, step=0.1, what=f"a standby again\n{lab.logs()}")
+    scenario.hold(2)
+    assert lab.leader()[0] == "b"
+    scenario.verify(Window("failover", fault, heal, bound=20, expect_site="b", max_changes=1),
+                    Window("restart", heal, bound=1, expect_site="b", max_changes=0))
+
+
+def test_03_leader_agent_sigstop_past_lease(scenario):
+    lab = scenario.lab
+    fault = scenario.now()
+    lab.agents["a"].send(signal.SIGSTOP)
+    try:
+        scenario.wait_names("b", 20, since=fault, key="failover_s")
+        scenario.hold(2)    # a stays frozen well past its lease and b's DNS write
+    finally:
+        lab.agents["a"].send(signal.SIGCONT)
+    resumed = scenario.now()
+    scenario.metric("frozen_s", resumed - fault)
+    demoted = wait_until(lambda: scenario.demotions("a", since=fault), 5, step=0.05,
+                         what=f"a demotes after SIGCONT\n{lab.logs()}")
+    assert "self-fenced" in demoted[0].reason or "lock" in demoted[0].reason, demoted
+    scenario.metric("demoted_after_cont_s", demoted[0].monotonic - resumed)
+    scenario.hold(4)
+    assert lab.leader()[0] == "b"
+    assert "a" not in scenario.leader_sites(since=fault)
+    report = scenario.verify(
+        Window("failover", fault, resumed, bound=20, expect_site="b", max_changes=1),
+        Window("resume", resumed, bound=1, expect_site="b", max_changes=0))
+    # a's leadership ended at its lease expiry, long before b's began.
+    a_end = [i for i in report.intervals if i.site == "a"][0].end
+    b_start = [i for i in report.intervals if i.site == "b"][0].start
+    assert a_end < b_start
+
+
+def test_13a_operator_deletes_leader_key(scenario):
+    lab = scenario.lab
+    fault = scenario.now()
+    status, _ = lab.api("/v1/kv/consulha/app/leader", method="DELETE")
+    assert status == 200
+    demoted = wait_until(lambda: scenario.demotions("a", since=fault), 5, step=0.02,
+                         what=f"a steps down\n{lab.logs()}")
+    scenario.metric("stepped_down_s", demoted[0].monotonic - fault)
+    assert demoted[0].monotonic - fault < 1.0, demoted   # at once: within a confirm interval or so
+    # Someone (either site) leads again with a newer epoch, and DNS names it.
+    after = lab.sampler.wait(lambda s: s.holder_epoch is not None and s.holder_epoch > scenario.epoch0
+                             and lab.names(s, s.holder_site), 15, what=f"new leader\n{lab.logs()}")
+    scenario.metric("new_leader", after.holder_site)
+    scenario.metric("relead_s", after.t - fault)
+    scenario.hold(2)
+    # A deleted key has no lock-delay (Consul semantics): the standby may acquire while the old
+    # leader has not yet seen the deletion (it confirms every lease/4 = 0.2 s). Such an overlap
+    # is forgiven up to 0.3 s; DNS stays fenced (checked: epochs only go up, each from the key).
+    scenario.verify(Window("after delete", fault, bound=15, max_changes=1), overlap_tolerance=0.3)
+
+
+def test_13b_operator_destroys_leader_session(scenario):
+    lab = scenario.lab
+    session = scenario.steady.holder_session
+    fault = scenario.now()
+    status, _ = lab.api(f"/v1/session/destroy/{session}", method="PUT")
+    assert status == 200
+    demoted = wait_until(lambda: scenario.demotions("a", since=fault), 5, step=0.02,
+                         what=f"a steps down\n{lab.logs()}")
+    scenario.metric("stepped_down_s", demoted[0].monotonic - fault)
+    assert demoted[0].monotonic - fault < 1.0, demoted
+    after = lab.sampler.wait(lambda s: s.holder_epoch is not None and s.holder_epoch > scenario.epoch0
+                             and lab.names(s, s.holder_site), 15, what=f"new leader\n{lab.logs()}")
+    scenario.metric("new_leader", after.holder_site)
+    scenario.metric("relead_s", after.t - fault)
+    scenario.hold(2)
+    scenario.verify(Window("after destroy", fault, bound=15, max_changes=1))
+
+
+def test_16_both_sites_unhealthy(scenario):
+    lab = scenario.lab
+    fault = scenario.now()
+    lab.toys["b"].fail()
+    lab.toys["a"].fail()
+    wait_until(lambda: scenario.demotions("a", since=fault), 10, step=0.05,
+               what=f"a steps down\n{lab.logs()}")
+    lab.sampler.wait(lambda s: s.key_ok and s.holder_site is None, 10, what="lock free")
+    scenario.hold(5)
+    assert lab.leader() == (None, None)
+    assert scenario.leader_sites(since=fault) == []
+    ok, values, _ = lab.dns()
+    assert ok and values == (lab.values["a"],)     # DNS left as is
+    heal = scenario.now()
+    lab.toys["a"].recover()
+    lab.toys["b"].recover()
+    after = lab.sampler.wait(lambda s: s.holder_site is not None and lab.names(s, s.holder_site),
+                             20, what=f"a leader again\n{lab.logs()}")
+    scenario.metric("relead_s", after.t - heal)
+    scenario.metric("new_leader", after.holder_site)
+    scenario.hold(2)
+    scenario.verify(Window("unhealthy", fault, heal, max_changes=0),
+                    Window("recovered", heal, bound=20, max_changes=1))
