@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -103,21 +104,38 @@ def validate(
 def status(
     config: Path = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    watch: bool = typer.Option(False, "--watch", help="Redraw on every change until Ctrl-C."),
 ) -> None:
     """Leader, candidates, every site's checks and every DNS server's answer.
 
     Exit 0 when there is a leader and every verify server answers its address, else 1."""
     cfg = _load(config)
-    from consulha.consul_store import ConsulStore
+    from consulha.consul_store import ConsulStore, ConsulUnavailable
     from consulha.dns import make_provider
     from consulha.status import gather_status
 
-    data = gather_status(cfg, ConsulStore(cfg.consul), make_provider(cfg.dns, cfg.site))
-    if as_json:
-        print(json.dumps(data, indent=2, sort_keys=True))
-    else:
-        render_status(data)
-    raise typer.Exit(0 if data["ok"] else 1)
+    store, dns = ConsulStore(cfg.consul), make_provider(cfg.dns, cfg.site)
+    if not watch:
+        data = gather_status(cfg, store, dns)
+        print(json.dumps(data, indent=2, sort_keys=True)) if as_json else render_status(data)
+        raise typer.Exit(0 if data["ok"] else 1)
+    index = 0
+    while True:
+        data = gather_status(cfg, store, dns)
+        if as_json:
+            print(json.dumps(data, sort_keys=True), flush=True)
+        else:
+            if console.is_terminal:
+                console.clear()
+            console.rule(f"consulha status {time.strftime('%H:%M:%S')}")
+            render_status(data)
+        try:
+            # Wake on any change under the prefix (leader, candidates, site reports, requests),
+            # or every 5 s to refresh the DNS answers and checks.
+            new_index, _ = store.get_prefix(f"{cfg.key_prefix}/", index=index or 1, wait=5.0)
+            index = new_index if new_index >= index else 0
+        except ConsulUnavailable:
+            time.sleep(1)
 
 
 def render_status(data: dict) -> None:
@@ -153,8 +171,120 @@ def render_status(data: dict) -> None:
     console.print(answers)
     console.print(f"fence epoch in DNS: {dns['fence_epoch']}; converged: "
                   f"{'[green]yes[/]' if dns['converged'] else '[red]no[/]'}", highlight=False)
+    if data.get("handover"):
+        request = data["handover"]
+        console.print(f"pending {request['kind']}: to {request['to'] or 'any'} by {request['by']}"
+                      f" ({request['state']}{': ' + request['reason'] if request['reason'] else ''})",
+                      highlight=False)
+    for site, mark in (data.get("maintenance") or {}).items():
+        console.print(f"[yellow]maintenance[/]: site {site} by {mark.get('by')}: "
+                      f"{mark.get('reason') or 'no reason given'}", highlight=False)
     for error in data["errors"]:
         console.print(f"[red]error:[/] {error}", highlight=False)
+
+
+def _operations(cfg: Config):
+    from consulha.consul_store import ConsulStore
+    from consulha.dns import make_provider
+    from consulha.operations import Operations
+
+    return Operations(cfg, ConsulStore(cfg.consul), make_provider(cfg.dns, cfg.site))
+
+
+def _duration(text: str, option: str) -> float:
+    from consulha.durations import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        errors.print(f"{option}: {error}")
+        raise typer.Exit(2)
+    if seconds <= 0:
+        errors.print(f"{option}: must be positive")
+        raise typer.Exit(2)
+    return seconds
+
+
+def _finish(outcome, as_json: bool) -> None:
+    from consulha.operations import outcome_json
+
+    if as_json:
+        print(json.dumps(outcome_json(outcome), indent=2, sort_keys=True))
+    else:
+        colour = "green" if outcome.ok else "red"
+        console.print(f"[{colour}]{outcome.message}[/]", highlight=False)
+    raise typer.Exit(0 if outcome.ok else 1)
+
+
+@app.command()
+def handover(
+    config: Path = ConfigOption,
+    to: Optional[str] = typer.Option(None, "--to", help="Target site (default: any healthy candidate)."),
+    timeout: str = typer.Option("30s", "--timeout", help="Give up (and withdraw the request) after this."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Return once the request is recorded."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Planned switchover: the leader releases, the target takes the lock, DNS moves once."""
+    cfg = _load(config)
+    seconds = _duration(timeout, "--timeout")
+    _finish(_operations(cfg).handover(to, seconds, wait=not no_wait), as_json)
+
+
+@app.command()
+def takeover(
+    config: Path = ConfigOption,
+    site: str = typer.Option(..., "--site", help="The healthy candidate that must take over."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    timeout: str = typer.Option("60s", "--timeout"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Forced failover: destroy the leader's session so SITE acquires after lock-delay."""
+    cfg = _load(config)
+    seconds = _duration(timeout, "--timeout")
+    if not yes and not typer.confirm(f"Destroy the current leader's session so that site {site} "
+                                     f"takes over?"):
+        errors.print("aborted: nothing changed")
+        raise typer.Exit(1)
+    _finish(_operations(cfg).takeover(site, seconds), as_json)
+
+
+@app.command()
+def maintenance(
+    state: str = typer.Argument(..., help="on or off"),
+    config: Path = ConfigOption,
+    site: Optional[str] = typer.Option(None, "--site", help="Default: the config's site."),
+    reason: Optional[str] = typer.Option(None, "--reason"),
+    force: bool = typer.Option(False, "--force", help="Even when no other site can take over."),
+    timeout: str = typer.Option("30s", "--timeout"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Withdraw a site from the election (a leader hands over first), or bring it back."""
+    if state not in ("on", "off"):
+        errors.print("maintenance takes 'on' or 'off'")
+        raise typer.Exit(2)
+    cfg = _load(config)
+    seconds = _duration(timeout, "--timeout")
+    _finish(_operations(cfg).maintenance(site or cfg.site, state == "on", reason, force, seconds),
+            as_json)
+
+
+@app.command()
+def history(
+    config: Path = ConfigOption,
+    limit: int = typer.Option(20, "--limit", min=1, max=100),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Recorded leadership changes, newest last: time, epoch, from, to, cause."""
+    cfg = _load(config)
+    outcome = _operations(cfg).history(limit)
+    if as_json:
+        print(json.dumps(outcome.data["history"], indent=2))
+        return
+    table = Table("time", "epoch", "from", "to", "cause", title="leadership history")
+    for entry in outcome.data["history"]:
+        table.add_row(entry.get("time", ""), str(entry.get("epoch")), entry.get("from") or "-",
+                      entry.get("to") or "-", entry.get("cause", ""))
+    console.print(table)
 
 
 def main() -> None:

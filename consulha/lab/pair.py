@@ -100,6 +100,18 @@ class SitePair:
         reply = dns.query.udp(query, "127.0.0.1", port=self.named.port, timeout=1)
         return tuple(sorted(rr.to_text() for rrset in reply.answer for rr in rrset))
 
+    def named_fence(self) -> tuple[str, ...]:
+        """The fence TXT record's strings as BIND serves them."""
+        query = dns.message.make_query("_consulha." + self.named.records[0], "TXT")
+        reply = dns.query.udp(query, "127.0.0.1", port=self.named.port, timeout=1)
+        return tuple(sorted(rr.to_text() for rrset in reply.answer for rr in rrset))
+
+    def soa_serial(self) -> int:
+        """The zone's SOA serial: BIND bumps it once per applied dynamic update."""
+        query = dns.message.make_query(self.named.zone, "SOA")
+        reply = dns.query.udp(query, "127.0.0.1", port=self.named.port, timeout=1)
+        return reply.answer[0][0].serial
+
     def wait_dns(self, site: str, timeout: float = 20.0) -> None:
         wait_until(lambda: self.dns_answer() == (SITE_VALUES[site],), timeout,
                    what=f"DNS to answer site {site}\n{self.logs()}")

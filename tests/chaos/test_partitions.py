@@ -1,0 +1,138 @@
+"""Chaos scenarios on the network (nftables drops on the bridge): 4 leader site isolated,
+5 standby site isolated, 6 a and b cut from each other, 8 gossip-only partition, 9 RPC-only
+partition, 15 flapping link with random loss."""
+
+from __future__ import annotations
+
+import pytest
+
+from consulha.lab.invariants import Window
+from consulha.lab.pair import wait_until
+
+pytestmark = pytest.mark.chaos
+
+
+def _back_as_standby(scenario, site: str, timeout: float = 40) -> None:
+    lab = scenario.lab
+    wait_until(lambda: lab.candidate(site), timeout, step=0.2,
+               what=f"{site} standby again\n{lab.logs()}")
+
+
+def test_04_leader_site_isolated(scenario):
+    lab = scenario.lab
+    fault = scenario.now()
+    lab.net.isolate(["sa", "ha"])
+    demoted = wait_until(lambda: scenario.demotions("a", since=fault), 5, step=0.05,
+                         what=f"a fences itself\n{lab.logs()}")
+    scenario.metric("self_fenced_s", demoted[0].monotonic - fault)
+    assert demoted[0].monotonic - fault < 3.0, demoted   # lease 0.8 s + one 2 s request at most
+    after = scenario.wait_names("b", 25, since=fault, key="failover_s")
+    assert after.holder_epoch > scenario.epoch0
+    assert demoted[0].monotonic < after.t
+    scenario.hold(1)
+    heal = scenario.now()
+    lab.net.heal()
+    _back_as_standby(scenario, "a")
+    scenario.metric("a_standby_after_heal_s", scenario.now() - heal)
+    scenario.hold(3)
+    assert lab.leader()[0] == "b"
+    assert scenario.leader_sites(since=heal) == []
+    scenario.verify(Window("isolated", fault, heal, bound=25, expect_site="b", max_changes=1),
+                    Window("healed", heal, bound=2, expect_site="b", max_changes=0))
+
+
+def test_05_standby_site_isolated(scenario):
+    lab = scenario.lab
+    raft = lab.raft_leader()
+    scenario.metric("raft_leader", raft)
+    fault = scenario.now()
+    lab.net.isolate(["sb", "hb"])
+    scenario.hold(10)
+    assert lab.leader()[0] == "a"
+    heal = scenario.now()
+    lab.net.heal()
+    _back_as_standby(scenario, "b")
+    scenario.hold(3)
+    site, epoch = lab.leader()
+    assert site == "a"
+    scenario.metric("epoch_changed", epoch != scenario.epoch0)
+    assert "b" not in scenario.leader_sites(since=fault)
+    scenario.verify(Window("isolated", fault, heal, bound=1, expect_site="a", max_changes=0),
+                    Window("healed", heal, bound=2, expect_site="a", max_changes=0))
+
+
+def test_06_a_and_b_cut_witness_reaches_both(scenario):
+    lab = scenario.lab
+    scenario.metric("raft_leader", lab.raft_leader())
+    fault = scenario.now()
+    lab.net.cut(["sa", "ha"], ["sb", "hb"])
+    scenario.hold(12)
+    assert lab.leader()[0] == "a"
+    heal = scenario.now()
+    lab.net.heal()
+    scenario.hold(3)
+    site, epoch = lab.leader()
+    assert site == "a"
+    scenario.metric("epoch_changed", epoch != scenario.epoch0)
+    assert "b" not in scenario.leader_sites(since=fault)
+    scenario.verify(Window("cut", fault, heal, bound=1, expect_site="a", max_changes=0),
+                    Window("healed", heal, bound=2, expect_site="a", max_changes=0))
+
+
+def test_08_gossip_only_partition_of_leader_host(scenario):
+    lab = scenario.lab
+    fault = scenario.now()
+    lab.net.block_port("ha", 8301)
+    after = scenario.wait_names("b", 25, since=fault, key="failover_s")
+    released = next(s for s in lab.sampler.samples if s.t > fault and s.key_ok and s.holder_site != "a")
+    scenario.metric("lock_released_s", released.t - fault)
+    demoted = scenario.demotions("a", since=fault)
+    assert demoted, lab.logs()
+    # a steps down within lock_delay (1 s) of Consul invalidating its session.
+    scenario.metric("stepdown_after_release_s", demoted[0].monotonic - released.t)
+    assert demoted[0].monotonic - released.t < 1.0, (demoted[0], released)
+    assert demoted[0].monotonic < after.t
+    heal = scenario.now()
+    lab.net.heal()
+    _back_as_standby(scenario, "a")
+    scenario.hold(2)
+    assert lab.leader()[0] == "b"
+    scenario.verify(Window("gossip blocked", fault, heal, bound=25, expect_site="b", max_changes=1),
+                    Window("healed", heal, bound=2, expect_site="b", max_changes=0))
+
+
+def test_09_rpc_only_partition_of_leader_host(scenario):
+    lab = scenario.lab
+    fault = scenario.now()
+    lab.net.block_port("ha", 8300)
+    demoted = wait_until(lambda: scenario.demotions("a", since=fault), 6, step=0.05,
+                         what=f"a fences itself\n{lab.logs()}")
+    scenario.metric("self_fenced_s", demoted[0].monotonic - fault)
+    # serfHealth stays passing: only the session TTL (10 s, up to 2x by Consul) frees the lock.
+    after = scenario.wait_names("b", 40, since=fault, key="failover_s")
+    assert after.t - fault < 2 * 10 + 1 + 2.5 + 5, after.t - fault
+    heal = scenario.now()
+    lab.net.heal()
+    _back_as_standby(scenario, "a")
+    scenario.hold(2)
+    assert lab.leader()[0] == "b"
+    scenario.verify(Window("rpc blocked", fault, heal, bound=40, expect_site="b", max_changes=1),
+                    Window("healed", heal, bound=2, expect_site="b", max_changes=0))
+
+
+def test_15_flapping_link_random_loss(scenario):
+    lab = scenario.lab
+    fault = scenario.now()
+    lab.net.isolate(["ha"], extra="numgen random mod 100 < 30")
+    scenario.hold(20)
+    heal = scenario.now()
+    lab.net.heal()
+    after = lab.sampler.wait(lambda s: s.holder_site is not None and lab.names(s, s.holder_site),
+                             30, what=f"one leader named by DNS after the flapping\n{lab.logs()}")
+    scenario.metric("settled_after_heal_s", after.t - heal)
+    scenario.hold(3)
+    leaderships = [t for t in lab.transitions() if t.role == "leader" and t.monotonic >= fault]
+    scenario.metric("new_leaderships", len(leaderships))
+    assert len(leaderships) <= 4, leaderships
+    scenario.verify(Window("flapping", fault, heal, max_changes=4),
+                    Window("healed", heal, bound=30, max_changes=1))
