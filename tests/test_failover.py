@@ -129,3 +129,23 @@ def test_consul_restart_under_a_running_agent(lab):
     for agent in lab.agents.values():
         assert agent.running(), lab.logs()
         assert "Traceback" not in agent.log_text()
+
+
+def test_consul_down_at_start_is_retried_not_a_crash(tmp_path, named):
+    from consulha.lab.consul import ConsulDev
+    from consulha.lab.pair import SitePair
+
+    consul = ConsulDev(tmp_path / "late-consul")  # ports chosen, not started yet
+    pair = SitePair(tmp_path, consul, named)
+    try:
+        agent = pair.start("a")
+        wait_until(lambda: "consul unavailable" in agent.log_text(), 10, what="a retry message")
+        time.sleep(2)
+        assert agent.running()
+        consul.start()
+        pair.wait_leader("a", timeout=20)
+        pair.wait_dns("a")
+        assert "Traceback" not in agent.log_text()
+    finally:
+        pair.close()
+        consul.stop()
