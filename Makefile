@@ -26,7 +26,10 @@ test-fast: deps
 	$(PY) -m pytest -q -m "not integration"
 
 bench: deps
-	$(PY) bench/failover.py
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/failover.py --runs 20
+	$(PY) bench/consul_lock.py --runs 3
+	$(PY) bench/report.py
 
 chaos: deps
 	$(PY) -m pytest -q -m chaos tests/chaos

@@ -31,6 +31,9 @@ from consulha.lab.consul import ConsulDev  # noqa: E402
 from consulha.lab.named import NamedServer  # noqa: E402
 from consulha.lab.pair import SITE_VALUES, SitePair, wait_until  # noqa: E402
 from consulha.operations import Operations  # noqa: E402
+from bench.timeline import plot_timeline  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 FAULTS = {
     "check": lambda pair: pair.toy("a").fail(),
@@ -53,7 +56,8 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, scenario: str) -> float:
+def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, scenario: str,
+            plot_to: Path | None = None) -> float:
     pair = SitePair(workdir, consul, named)
     try:
         pair.start("a")
@@ -62,20 +66,25 @@ def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, scenario: str)
         pair.wait_candidates("a", "b")
         pair.wait_dns("a")
         time.sleep(0.5)  # let b settle into its blocking read, as in steady state
-        seen = {pair.dns_answer()}
+        samples = [(time.monotonic(), pair.dns_answer())]
         started = time.monotonic()
         FAULTS[scenario](pair)
 
         def answers_b():
-            answer = pair.dns_answer()
-            seen.add(answer)
-            return answer == (SITE_VALUES["b"],)
+            samples.append((time.monotonic(), pair.dns_answer()))
+            return samples[-1][1] == (SITE_VALUES["b"],)
         wait_until(answers_b, 60, step=0.01, what="DNS to answer site b")
         took = time.monotonic() - started
+        seen = {answer for _, answer in samples}
         # DNS may only ever have named the old leader or the new one.
         unexpected = seen - {(SITE_VALUES["a"],), (SITE_VALUES["b"],)}
         if unexpected:
             raise RuntimeError(f"DNS named something else during the failover: {unexpected}")
+        if plot_to:
+            time.sleep(0.5)
+            samples.append((time.monotonic(), pair.dns_answer()))
+            plot_timeline(f"consulha: {scenario} on site a (one run)", started, pair.transitions(),
+                          [(t, ",".join(a) or "none") for t, a in samples], time.monotonic(), plot_to)
         return took
     finally:
         pair.close()
@@ -105,7 +114,8 @@ def main() -> int:
                 for run in range(args.runs):
                     workdir = root / f"{scenario}-{run}"
                     workdir.mkdir()
-                    samples.append(one_run(workdir, consul, named, scenario))
+                    plot_to = RESULTS / f"timeline-{scenario}.png" if run == 0 else None
+                    samples.append(one_run(workdir, consul, named, scenario, plot_to))
                     print(f"{scenario:8} run {run + 1:2}/{args.runs}: {samples[-1]:.3f}s", flush=True)
                 results[scenario] = summarise(samples)
     report = {"what": "fault -> every verify server answers the standby (s)",
@@ -113,7 +123,7 @@ def main() -> int:
                            "heartbeat_ttl": "3s"},
               "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
-    out = Path(__file__).resolve().parent / "results" / "failover.json"
+    out = RESULTS / "failover.json"
     out.parent.mkdir(exist_ok=True)
     if out.exists():  # keep the other scenarios' last figures when only some were run
         report["results"] = {**json.loads(out.read_text()).get("results", {}), **results}

@@ -24,6 +24,7 @@ def test_one_leader_among_two_and_dns_names_it(lab):
     roles = {(t["site"], t["role"]) for t in lab.transitions()}
     assert ("a", "leader") in roles and ("b", "leader") not in roles
     assert ("b", "standby") in roles
+    assert lab.named.secret not in lab.logs()
 
 
 def test_failing_http_check_moves_leadership_and_dns(lab):

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Collect bench/results/*.json into bench/results/README.md (a markdown table) and print it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    lines = ["# Benchmark results", ""]
+    failover = RESULTS / "failover.json"
+    if failover.exists():
+        report = json.loads(failover.read_text())
+        lines += [f"Failover on one machine ({report['what']}), settings {report['settings']}, "
+                  f"last run {report['at']}:", "",
+                  "| scenario | runs | median | p95 | max |", "|---|---|---|---|---|"]
+        for scenario, row in report["results"].items():
+            lines.append(f"| {scenario} | {row['runs']} | {row['median_s']:.3f} s | "
+                         f"{row['p95_s']:.3f} s | {row['max_s']:.3f} s |")
+        lines += ["", "Timelines of one run each: " + ", ".join(
+            f"[{p.stem}]({p.name})" for p in sorted(RESULTS.glob("timeline-*.png"))), ""]
+    lock = RESULTS / "consul_lock.json"
+    if lock.exists():
+        report = json.loads(lock.read_text())
+        orphans = sum(s["killed_holders_child_kept_running"] for s in report["samples"])
+        lines += [f"`consul lock` ({report['what']}): median {report['median_s']:.1f} s over "
+                  f"{len(report['samples'])} runs; the killed holder's child kept running in "
+                  f"{orphans} of {len(report['samples'])}."]
+        if "ratio_consul_lock_to_consulha" in report:
+            lines.append(f"Ratio to consulha's agent SIGKILL median "
+                         f"({report['consulha_sigkill_median_s']:.2f} s): "
+                         f"{report['ratio_consul_lock_to_consulha']}x.")
+    text = "\n".join(lines) + "\n"
+    (RESULTS / "README.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
