@@ -160,12 +160,13 @@ class Agent:
         self._dns_wakeup.set()
 
     def _shutdown(self) -> None:
+        epoch = self.election.epoch
         was_leader = self.election.demote("graceful stop")
         self.election.stop("graceful stop")
         try:
             if self.session:
                 if was_leader or self._holds_leader_key():
-                    self.store.release(self.keys.leader, self.session, self._leader_value(None))
+                    self._release("graceful stop", epoch)
                     log.info("released the lock: the standby can take over at once")
                 self.store.destroy_session(self.session)
             if self._registered:
@@ -406,6 +407,10 @@ class Agent:
         """Planned step-down: stop writing DNS first, then release (no lock-delay follows)."""
         epoch = self.election.epoch
         self.election.demote(reason)
+        self._release(reason, epoch)
+
+    def _release(self, reason: str, epoch: int | None) -> None:
+        """Release the lock, leaving our value with the reason (the next leader's history cause)."""
         value = json.loads(self._leader_value(epoch))
         value["released"] = reason
         self.store.release(self.keys.leader, self.session, json.dumps(value).encode())

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from consulha.control import ControlKeys, read_history
 from consulha.lab.pair import SITE_VALUES, wait_until
 
 pytestmark = pytest.mark.integration
@@ -37,6 +38,8 @@ def test_failing_http_check_moves_leadership_and_dns(lab):
     second = lab.wait_leader("b")
     lab.wait_dns("b")
     assert second["epoch"] > first["epoch"]
+    history, _ = read_history(lab.store, ControlKeys("consulha/app"))
+    assert [h["cause"] for h in history] == ["initial election", "check failed: api"]
     demotions = [t for t in lab.transitions() if t["site"] == "a" and t["old"] == "leader"]
     assert demotions, lab.logs()
 
@@ -73,6 +76,8 @@ def test_sigkill_of_the_leader_hands_over_after_heartbeat_ttl(lab):
     second = lab.wait_leader("b", timeout=30)
     took = time.monotonic() - killed_at
     lab.wait_dns("b")
+    history, _ = read_history(lab.store, ControlKeys("consulha/app"))
+    assert history[-1]["cause"] == "agent lost heartbeat", history
     assert second["epoch"] > first["epoch"]
     # heartbeat_ttl (3 s) must pass before Consul can invalidate: a faster handover would mean
     # the lock was not held by a health-tied session at all.
@@ -86,6 +91,8 @@ def test_graceful_stop_releases_at_once(lab):
     lab.wait_leader("b", timeout=5)
     lab.wait_dns("b")
     assert "released the lock" in lab.agents["a"].log_text()
+    history, _ = read_history(lab.store, ControlKeys("consulha/app"))
+    assert history[-1]["cause"] == "graceful stop" and history[-1]["from"] == "a"
     # The stopped site left no services behind in Consul.
     assert not [s for s in lab.store.local_services() if s.startswith("app-a-")]
 
@@ -150,3 +157,14 @@ def test_consul_down_at_start_is_retried_not_a_crash(tmp_path, named):
     finally:
         pair.close()
         consul.stop()
+
+
+def test_second_signal_exits_at_once(lab):
+    config = lab.config("a", hooks={"on_demote": "sleep 20", "timeout": "30s"})
+    agent = lab.start("a", config)
+    lab.wait_leader("a")
+    agent.send(signal.SIGTERM)
+    time.sleep(1.0)
+    assert agent.running(), "the graceful stop should still wait for the on_demote hook"
+    agent.send(signal.SIGTERM)
+    assert agent.process.wait(5) == 1
