@@ -51,6 +51,11 @@ class KvEntry:
         return decoded if isinstance(decoded, dict) else None
 
 
+# 4xx answers. Matched by name: python-consul2 defines these in consul.base, py-consul in
+# consul.exceptions, with the same names.
+_CLIENT_ERRORS = {"ClientError", "BadRequest", "ACLPermissionDenied", "ACLDisabled", "NotFound"}
+
+
 def _entry(raw: dict | None) -> KvEntry | None:
     if raw is None:
         return None
@@ -101,9 +106,7 @@ class ConsulStore:
             raise ConsulUnavailable(f"consul unreachable: {type(error).__name__}") from None
         except consul.ConsulException as error:
             text = str(error)
-            if isinstance(error, (consul.base.ClientError, consul.base.BadRequest,
-                                  consul.base.ACLPermissionDenied, consul.base.ACLDisabled,
-                                  consul.base.NotFound)):
+            if type(error).__name__ in _CLIENT_ERRORS:
                 raise ConsulRefused(text) from None
             if "critical state" in text or "Missing check" in text or "not registered" in text:
                 raise CheckNotPassing(text.removeprefix("500 ")) from None
