@@ -294,14 +294,29 @@ class Agent:
         # A smaller index means Consul's state was reset (restored or rebuilt): start over.
         self._leader_index = index if index >= self._leader_index else 0
         if entry is not None and entry.session == self.session:
-            # We hold the lock but are not leader: we fenced ourselves; give it back.
-            self.store.release(self.keys.leader, self.session, entry.value)
-            log.warning("released a lock we held after fencing ourselves")
+            self._resume_or_release()
             return
         if entry is not None and entry.session is not None:
             self._ask_for_failback((entry.json() or {}).get("site"))
             return
         self._try_acquire((entry.json() or {}) if entry else {})
+
+    def _resume_or_release(self) -> None:
+        """We hold the lock but are not leader: we fenced ourselves (Consul was slow or
+        unreachable for longer than the lease) and the lock never left us. Nobody else can have
+        led meanwhile, so resume at the same epoch: no new epoch, no DNS write. Unless we were
+        told to stand down (stale epoch, handover): then give the lock back."""
+        sent_at = self._clock()
+        _, entry = self.store.get(self.keys.leader)
+        if entry is None or entry.session != self.session:
+            return
+        epoch = (entry.json() or {}).get("epoch")
+        if (isinstance(epoch, int) and self._clock() >= self._hold_off_until
+                and self.election.promote(epoch, sent_at, "lease restored: the lock never left us")):
+            self._dns_wakeup.set()
+            return
+        self.store.release(self.keys.leader, self.session, entry.value)
+        log.warning("released a lock we held after fencing ourselves")
 
     def _standby_wait(self) -> float:
         return max(0.05, min(self.timing.standby_wait, self._next_renew - self._clock()))

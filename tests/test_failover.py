@@ -168,3 +168,18 @@ def test_second_signal_exits_at_once(lab):
     assert agent.running(), "the graceful stop should still wait for the on_demote hook"
     agent.send(signal.SIGTERM)
     assert agent.process.wait(5) == 1
+
+
+def test_a_short_freeze_fences_the_leader_then_it_resumes_at_the_same_epoch(lab):
+    first = _two_sites_with_a_leading(lab)
+    serial = lab.soa_serial()
+    lab.agents["a"].send(signal.SIGSTOP)
+    time.sleep(1.5)  # past the 0.8 s lease, well inside heartbeat_ttl (3 s): the lock stays a's
+    lab.agents["a"].send(signal.SIGCONT)
+    wait_until(lambda: any(t["site"] == "a" and "lease restored" in t["reason"]
+                           for t in lab.transitions()), 10, what="a to resume\n" + lab.logs())
+    reasons = [t["reason"] for t in lab.transitions() if t["site"] == "a"]
+    assert any(r.startswith("self-fenced") for r in reasons), reasons
+    assert lab.leader()["epoch"] == first["epoch"] and lab.leader()["site"] == "a"
+    time.sleep(0.5)
+    assert lab.soa_serial() == serial  # same epoch, same record: nothing to write
