@@ -305,18 +305,19 @@ class Agent:
         """We hold the lock but are not leader: we fenced ourselves (Consul was slow or
         unreachable for longer than the lease) and the lock never left us. Nobody else can have
         led meanwhile, so resume at the same epoch: no new epoch, no DNS write. Unless we were
-        told to stand down (stale epoch, handover): then give the lock back."""
+        told to stand down (stale epoch) or the key has no epoch: then give the lock back."""
         sent_at = self._clock()
         _, entry = self.store.get(self.keys.leader)
         if entry is None or entry.session != self.session:
             return
         epoch = (entry.json() or {}).get("epoch")
-        if (isinstance(epoch, int) and self._clock() >= self._hold_off_until
-                and self.election.promote(epoch, sent_at, "lease restored: the lock never left us")):
+        if not isinstance(epoch, int) or self._clock() < self._hold_off_until:
+            self.store.release(self.keys.leader, self.session, entry.value)
+            log.warning("released a lock we held after standing down")
+        elif self.election.promote(epoch, sent_at, "lease restored: the lock never left us"):
             self._dns_wakeup.set()
-            return
-        self.store.release(self.keys.leader, self.session, entry.value)
-        log.warning("released a lock we held after fencing ourselves")
+        # Otherwise the proof came back after the lease it would grant (Consul slower than the
+        # lease): keep the lock, try again on the next pass.
 
     def _standby_wait(self) -> float:
         return max(0.05, min(self.timing.standby_wait, self._next_renew - self._clock()))

@@ -176,7 +176,8 @@ class Election:
             }
 
     def _move(self, new: Role, reason: str) -> None:
-        if new == self.role and reason == self.reason:
+        if new == self.role:
+            self.reason = reason  # a new reason for the same role is news, not a transition
             return
         if self.role == Role.LEADER and new != Role.LEADER:
             self.lease.revoke()

@@ -317,13 +317,14 @@ class TestTransitions:
         assert election.epoch is None
         assert election.history[-1].epoch == 4
 
-    def test_ineligible_with_same_reason_twice_records_one_transition(self, clock):
+    def test_a_new_reason_for_the_same_role_is_not_a_transition(self, clock):
         election = make_election(clock)
+        seen = []
+        election.subscribe(seen.append)
         election.ineligible("check web critical")
         election.ineligible("check web critical")
-        assert len(election.history) == 1
         election.ineligible("consul down")
-        assert len(election.history) == 2
+        assert len(election.history) == 1 and len(seen) == 1
         assert election.reason == "consul down"
 
     @pytest.mark.parametrize("role", ["starting", "ineligible", "standby", "leader"])
@@ -391,11 +392,14 @@ class TestListenersAndHistory:
         election = make_election(clock)
         for i in range(150):
             clock.now = 100.0 + i
-            election.ineligible(f"reason {i}")
+            if i % 2:
+                election.candidate(f"reason {i}")
+            else:
+                election.ineligible(f"reason {i}")
         assert len(election.history) == 100
         assert election.history[0].reason == "reason 50"
         assert election.history[-1].reason == "reason 149"
-        assert election.history[0].old == Role.INELIGIBLE
+        assert election.history[0].old == Role.STANDBY
         assert election.history[-1].monotonic == 249.0
 
 

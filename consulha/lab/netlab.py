@@ -469,24 +469,32 @@ def read_leader_key(addresses: list[str], timeout: float = 0.4) -> tuple[bool, d
 
 
 def read_dns(server: str, timeout: float = 0.25) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
-    """(ok, A values, fence TXT strings) as the authoritative server answers now."""
+    """(ok, A values, fence TXT strings) as the authoritative server answers now.
+
+    The record and its fence are two queries: an update landing between them would give a torn
+    state, so the record is read again after the fence and the read retried (at most 3 times)
+    until both record reads agree."""
+
+    def one(name: str, rdtype: str) -> tuple[str, ...] | None:
+        query = dns.message.make_query(name, rdtype)
+        query.flags &= ~dns.flags.RD
+        reply = dns.query.udp(query, server, port=53, timeout=timeout)
+        if reply.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            return None
+        texts = [b"".join(rr.strings).decode() if rdtype == "TXT" else rr.to_text()
+                 for rrset in reply.answer for rr in rrset]
+        return tuple(sorted(texts))
+
     try:
-        out = []
-        for name, rdtype in ((RECORD, "A"), ("_consulha." + RECORD, "TXT")):
-            query = dns.message.make_query(name, rdtype)
-            query.flags &= ~dns.flags.RD
-            reply = dns.query.udp(query, server, port=53, timeout=timeout)
-            if reply.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        for _ in range(3):
+            values = one(RECORD, "A")
+            fence = one("_consulha." + RECORD, "TXT")
+            again = one(RECORD, "A")
+            if values is None or fence is None or again is None:
                 return False, (), ()
-            texts = []
-            for rrset in reply.answer:
-                for rr in rrset:
-                    if rdtype == "TXT":
-                        texts.append(b"".join(rr.strings).decode())
-                    else:
-                        texts.append(rr.to_text())
-            out.append(tuple(sorted(texts)))
-        return True, out[0], out[1]
+            if values == again:
+                return True, values, fence
+        return False, (), ()
     except (dns.exception.DNSException, OSError):
         return False, (), ()
 
