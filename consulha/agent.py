@@ -99,6 +99,7 @@ class Agent:
         self._maintenance_applied: bool | None = None
         self._next_renew = 0.0
         self._hold_off_until = 0.0
+        self._free_seen: tuple[int, float] | None = None
         self._last_tick = clock()
         self._published_status: dict | None = None
         self.last_dns: dict | None = None
@@ -127,7 +128,9 @@ class Agent:
         for thread in threads:
             thread.start()
         health_started = False
-        backoff = Backoff()
+        # Short cap: a leader or a standby with a live session must renew within the session TTL,
+        # and one request a second is no load for a Consul that is down.
+        backoff = Backoff(cap=1.0)
         while not self.stop_event.is_set():
             self._last_tick = self._clock()
             try:
@@ -299,7 +302,7 @@ class Agent:
         if entry is not None and entry.session is not None:
             self._ask_for_failback((entry.json() or {}).get("site"))
             return
-        self._try_acquire((entry.json() or {}) if entry else {})
+        self._try_acquire(entry)
 
     def _resume_or_release(self) -> None:
         """We hold the lock but are not leader: we fenced ourselves (Consul was slow or
@@ -322,11 +325,24 @@ class Agent:
     def _standby_wait(self) -> float:
         return max(0.05, min(self.timing.standby_wait, self._next_renew - self._clock()))
 
-    def _try_acquire(self, previous: dict) -> None:
-        """The lock is free: take it unless we are held off or a live request names another site."""
+    def _try_acquire(self, entry: KvEntry | None) -> None:
+        """The lock is free: take it unless we are held off, a live request names another site,
+        or the old leader may still believe it leads.
+
+        A leader that released on its own (graceful stop, handover) demoted first and says so in
+        the value. Any other way the key became free may have left the old leader in charge
+        until its next confirmation: an invalidated session is covered by Consul's lock-delay,
+        which is longer than the lease, but a key deleted or released by an operator has no
+        delay at all. So wait one lease from when we first saw the key free."""
+        previous = (entry.json() or {}) if entry else {}
+        free_id = entry.modify_index if entry else -1
+        if self._free_seen is None or self._free_seen[0] != free_id:
+            self._free_seen = (free_id, self._clock())
+        old_leader_gone_at = self._free_seen[1] + (0 if previous.get("released") else self.timing.lease)
         request = read_control(self.store, self.control_keys).handover
-        if self._clock() < self._hold_off_until or (
-                request and request.names_other_than(self.cfg.site)):
+        if (self._clock() < max(self._hold_off_until, old_leader_gone_at)
+                or (request and request.names_other_than(self.cfg.site))):
+            self._leader_index = 0  # the next read must not block: nothing will change the key
             self.stop_event.wait(self.timing.acquire_retry)
             return
         if not self.store.acquire(self.keys.leader, self._leader_value(None), self.session):
@@ -343,6 +359,7 @@ class Agent:
         if not self.store.put(self.keys.leader, self._leader_value(epoch), cas=epoch):
             return
         cause, request = self._cause_of_win(previous)
+        self._free_seen = None
         if self.election.promote(epoch, sent_at, cause):
             self._dns_wakeup.set()
             if request is not None:

