@@ -141,7 +141,10 @@ def settle_unchanged(scenario: Scenario, fault: float, heal: float, expected: st
     asserts that the DNS answer never changed."""
     lab = scenario.lab
     moved = [s for s in scenario.leader_sites(since=fault) if s != expected]
-    site, epoch = lab.leader()
+    def held():  # one read can fail while the cluster settles after the heal: ask again
+        site_and_epoch = lab.leader()
+        return site_and_epoch if site_and_epoch[0] else None
+    site, epoch = netlab.wait_until(held, 20, what="a lock holder after the heal")
     scenario.metric("epoch_changed", epoch != scenario.epoch0)
     scenario.metric("leader_moved", bool(moved) or site != expected)
     report = scenario.verify(Window("fault", fault, heal, max_changes=1),
