@@ -29,6 +29,7 @@ bench: deps
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/failover.py --runs 20
 	$(PY) bench/consul_lock.py --runs 3
+	$(PY) bench/sites.py --runs 20 --lock-runs 3
 	$(PY) bench/report.py
 
 chaos: deps
