@@ -9,6 +9,10 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def timelines(pattern: str) -> str:
+    return ", ".join(f"[{p.stem}]({p.name})" for p in sorted(RESULTS.glob(pattern)))
+
+
 def main() -> None:
     lines = ["# Benchmark results", ""]
     failover = RESULTS / "failover.json"
@@ -20,8 +24,24 @@ def main() -> None:
         for scenario, row in report["results"].items():
             lines.append(f"| {scenario} | {row['runs']} | {row['median_s']:.3f} s | "
                          f"{row['p95_s']:.3f} s | {row['max_s']:.3f} s |")
-        lines += ["", "Timelines of one run each: " + ", ".join(
-            f"[{p.stem}]({p.name})" for p in sorted(RESULTS.glob("timeline-*.png"))), ""]
+        lines += ["", "Timelines of one run each: " + timelines("timeline-[!s]*.png"), ""]
+    sites = RESULTS / "sites.json"
+    if sites.exists():
+        report = json.loads(sites.read_text())
+        lines += [f"Three-site topology ({report['what']}), settings {report['settings']}, "
+                  f"last run {report['at']}:", "",
+                  "| scenario | runs | median | p95 | max |", "|---|---|---|---|---|"]
+        for scenario, row in report["results"].items():
+            lines.append(f"| {scenario} | {row['runs']} | {row['median_s']:.3f} s | "
+                         f"{row['p95_s']:.3f} s | {row['max_s']:.3f} s |")
+        lines += ["", "Timelines of one run each: " + timelines("timeline-sites-*.png")]
+        lock_row = report.get("consul_lock_sigkill")
+        if lock_row:
+            lines += ["", f"`consul lock` on the same topology, holder SIGKILL: median "
+                          f"{lock_row['median_s']:.1f} s over {len(lock_row['samples'])} runs"
+                          + (f", {report['ratio_consul_lock_to_consulha_sigkill']}x consulha's"
+                             if "ratio_consul_lock_to_consulha_sigkill" in report else "") + "."]
+        lines.append("")
     lock = RESULTS / "consul_lock.json"
     if lock.exists():
         report = json.loads(lock.read_text())
