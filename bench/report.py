@@ -9,6 +9,15 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def table(title: str, report: dict) -> list[str]:
+    lines = [f"{title} ({report['what']}), settings {report['settings']}, last run {report['at']}:",
+             "", "| scenario | runs | median | p95 | max |", "|---|---|---|---|---|"]
+    for scenario, row in report["results"].items():
+        lines.append(f"| {scenario} | {row['runs']} | {row['median_s']:.3f} s | "
+                     f"{row['p95_s']:.3f} s | {row['max_s']:.3f} s |")
+    return lines
+
+
 def timelines(pattern: str) -> str:
     return ", ".join(f"[{p.stem}]({p.name})" for p in sorted(RESULTS.glob(pattern)))
 
@@ -17,23 +26,12 @@ def main() -> None:
     lines = ["# Benchmark results", ""]
     failover = RESULTS / "failover.json"
     if failover.exists():
-        report = json.loads(failover.read_text())
-        lines += [f"Failover on one machine ({report['what']}), settings {report['settings']}, "
-                  f"last run {report['at']}:", "",
-                  "| scenario | runs | median | p95 | max |", "|---|---|---|---|---|"]
-        for scenario, row in report["results"].items():
-            lines.append(f"| {scenario} | {row['runs']} | {row['median_s']:.3f} s | "
-                         f"{row['p95_s']:.3f} s | {row['max_s']:.3f} s |")
+        lines += table("Failover on one machine", json.loads(failover.read_text()))
         lines += ["", "Timelines of one run each: " + timelines("timeline-[!s]*.png"), ""]
     sites = RESULTS / "sites.json"
     if sites.exists():
         report = json.loads(sites.read_text())
-        lines += [f"Three-site topology ({report['what']}), settings {report['settings']}, "
-                  f"last run {report['at']}:", "",
-                  "| scenario | runs | median | p95 | max |", "|---|---|---|---|---|"]
-        for scenario, row in report["results"].items():
-            lines.append(f"| {scenario} | {row['runs']} | {row['median_s']:.3f} s | "
-                         f"{row['p95_s']:.3f} s | {row['max_s']:.3f} s |")
+        lines += table("Three-site topology", report)
         lines += ["", "Timelines of one run each: " + timelines("timeline-sites-*.png")]
         lock_row = report.get("consul_lock_sigkill")
         if lock_row:
