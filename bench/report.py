@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.failover import table_row  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -12,9 +17,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def table(title: str, report: dict) -> list[str]:
     lines = [f"{title} ({report['what']}), settings {report['settings']}, last run {report['at']}:",
              "", "| scenario | runs | median | p95 | max |", "|---|---|---|---|---|"]
-    for scenario, row in report["results"].items():
-        lines.append(f"| {scenario} | {row['runs']} | {row['median_s']:.3f} s | "
-                     f"{row['p95_s']:.3f} s | {row['max_s']:.3f} s |")
+    lines += [table_row(scenario, row) for scenario, row in report["results"].items()]
     return lines
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.failover import summarise  # noqa: E402
+from bench.failover import summarise, table_row  # noqa: E402
 from bench.timeline import plot_timeline  # noqa: E402
 from consulha.config import load_config  # noqa: E402
 from consulha.consul_store import ConsulStore  # noqa: E402
@@ -130,11 +130,17 @@ def main() -> int:
         try:
             lab.start()
             for scenario in scenarios:
-                samples = []
+                samples, failures = [], []
                 for run in range(args.runs):
-                    samples.append(one_run(lab, scenario, run, plot=run == 0))
+                    try:
+                        samples.append(one_run(lab, scenario, run, plot=run == 0))
+                    except (AssertionError, RuntimeError) as error:
+                        failures.append(str(error)[:3000])
+                        print(f"{scenario:9} run {run + 1:2}/{args.runs}: FAILED {str(error)[:3000]}",
+                              flush=True)
+                        continue
                     print(f"{scenario:9} run {run + 1:2}/{args.runs}: {samples[-1]:.3f}s", flush=True)
-                results[scenario] = summarise(samples)
+                results[scenario] = summarise(samples, failures)
             for run in range(args.lock_runs):
                 lock.append(consul_lock_run(lab, run))
                 print(f"consul lock run {run + 1}/{args.lock_runs}: {lock[-1]}", flush=True)
@@ -160,8 +166,7 @@ def main() -> int:
     out.write_text(json.dumps(report, indent=2) + "\n")
     print("\n| scenario | runs | median | p95 | max |\n|---|---|---|---|---|")
     for scenario, row in report["results"].items():
-        print(f"| {scenario} | {row['runs']} | {row['median_s']:.3f} s | {row['p95_s']:.3f} s | "
-              f"{row['max_s']:.3f} s |")
+        print(table_row(scenario, row))
     if "ratio_consul_lock_to_consulha_sigkill" in report:
         print(f"consul lock / consulha on agent SIGKILL: {report['ratio_consul_lock_to_consulha_sigkill']}x")
     return 0

@@ -121,7 +121,7 @@ class SitePair:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     def logs(self) -> str:
-        return "\n".join(f"--- agent {site}\n{agent.log_text()[-3000:]}"
+        return "\n".join(f"--- agent {site} ({agent.describe()})\n{agent.log_text()[-3000:]}"
                          for site, agent in self.agents.items())
 
     def close(self) -> None:

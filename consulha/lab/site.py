@@ -88,6 +88,12 @@ class AgentProcess:
             self.kill()
             return None
 
+    def describe(self) -> str:
+        if self.process is None:
+            return "not started"
+        code = self.process.poll()
+        return f"pid {self.process.pid}, " + ("running" if code is None else f"exited {code}")
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
