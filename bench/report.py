@@ -21,8 +21,9 @@ def table(title: str, report: dict) -> list[str]:
     return lines
 
 
-def timelines(pattern: str) -> str:
-    return ", ".join(f"[{p.stem}]({p.name})" for p in sorted(RESULTS.glob(pattern)))
+def timelines(pattern: str, but: str | None = None) -> str:
+    return ", ".join(f"[{p.stem}]({p.name})" for p in sorted(RESULTS.glob(pattern))
+                     if not (but and p.name.startswith(but)))
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     failover = RESULTS / "failover.json"
     if failover.exists():
         lines += table("Failover on one machine", json.loads(failover.read_text()))
-        lines += ["", "Timelines of one run each: " + timelines("timeline-[!s]*.png"), ""]
+        lines += ["", "Timelines of one run each: " + timelines("timeline-*.png", but="timeline-sites-"), ""]
     sites = RESULTS / "sites.json"
     if sites.exists():
         report = json.loads(sites.read_text())

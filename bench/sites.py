@@ -146,7 +146,7 @@ def main() -> int:
                 print(f"consul lock run {run + 1}/{args.lock_runs}: {lock[-1]}", flush=True)
         finally:
             lab.close()
-    report = {"what": "fault -> DNS and the lock key name site b (s), three-site topology",
+    report = {"what": "fault -> DNS and the lock key name site b (s)",
               "settings": {"check_interval": "1s", "ttl": "10s", "lock_delay": "1s",
                            "heartbeat_ttl": "3s", "raft_multiplier": 1},
               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
