@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -100,6 +101,21 @@ def summarise(samples: list[float], failures: list[str] = ()) -> dict:
             "failed_runs": len(failures), "failures": list(failures)}
 
 
+def run_series(scenario: str, runs: int, run_once) -> dict:
+    """`run_once(run)` `runs` times, printing each; a run that did not fail over (it raised
+    AssertionError or RuntimeError) is counted as failed, with its error, and the series goes on."""
+    samples, failures = [], []
+    for run in range(runs):
+        try:
+            samples.append(run_once(run))
+        except (AssertionError, RuntimeError) as error:
+            failures.append(str(error)[:3000])
+            print(f"{scenario:9} run {run + 1:2}/{runs}: FAILED {failures[-1]}", flush=True)
+            continue
+        print(f"{scenario:9} run {run + 1:2}/{runs}: {samples[-1]:.3f}s", flush=True)
+    return summarise(samples, failures)
+
+
 def table_row(scenario: str, row: dict) -> str:
     """One markdown row: | scenario | runs (failed) | median | p95 | max |."""
     runs = f"{row['runs']}" + (f" ({row['failed_runs']} failed)" if row.get("failed_runs") else "")
@@ -123,25 +139,16 @@ def main() -> int:
         root = Path(tmp)
         with ConsulDev(root / "consul") as consul, NamedServer(root / "named") as named:
             for scenario in scenarios:
-                samples, failures = [], []
-                for run in range(args.runs):
+                def run_once(run: int, scenario=scenario) -> float:
                     workdir = root / f"{scenario}-{run}"
                     workdir.mkdir()
                     plot_to = RESULTS / f"timeline-{scenario}.png" if run == 0 else None
-                    try:
-                        samples.append(one_run(workdir, consul, named, scenario, plot_to))
-                    except (AssertionError, RuntimeError) as error:
-                        # A run that did not fail over is a result too: count it, keep going.
-                        failures.append(str(error)[:3000])
-                        print(f"{scenario:8} run {run + 1:2}/{args.runs}: FAILED {str(error)[:3000]}",
-                              flush=True)
-                        continue
-                    print(f"{scenario:8} run {run + 1:2}/{args.runs}: {samples[-1]:.3f}s", flush=True)
-                results[scenario] = summarise(samples, failures)
+                    return one_run(workdir, consul, named, scenario, plot_to)
+                results[scenario] = run_series(scenario, args.runs, run_once)
     report = {"what": "fault -> every verify server answers the standby (s)",
               "settings": {"check_interval": "1s", "ttl": "10s", "lock_delay": "1s",
                            "heartbeat_ttl": "3s"},
-              "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
     out = RESULTS / "failover.json"
     out.parent.mkdir(exist_ok=True)

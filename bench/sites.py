@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.failover import summarise, table_row  # noqa: E402
+from bench.failover import run_series, table_row  # noqa: E402
 from bench.timeline import plot_timeline  # noqa: E402
 from consulha.config import load_config  # noqa: E402
 from consulha.consul_store import ConsulStore  # noqa: E402
@@ -130,17 +130,9 @@ def main() -> int:
         try:
             lab.start()
             for scenario in scenarios:
-                samples, failures = [], []
-                for run in range(args.runs):
-                    try:
-                        samples.append(one_run(lab, scenario, run, plot=run == 0))
-                    except (AssertionError, RuntimeError) as error:
-                        failures.append(str(error)[:3000])
-                        print(f"{scenario:9} run {run + 1:2}/{args.runs}: FAILED {str(error)[:3000]}",
-                              flush=True)
-                        continue
-                    print(f"{scenario:9} run {run + 1:2}/{args.runs}: {samples[-1]:.3f}s", flush=True)
-                results[scenario] = summarise(samples, failures)
+                results[scenario] = run_series(
+                    scenario, args.runs,
+                    lambda run, scenario=scenario: one_run(lab, scenario, run, plot=run == 0))
             for run in range(args.lock_runs):
                 lock.append(consul_lock_run(lab, run))
                 print(f"consul lock run {run + 1}/{args.lock_runs}: {lock[-1]}", flush=True)
