@@ -100,6 +100,7 @@ class Agent:
         self._next_renew = 0.0
         self._hold_off_until = 0.0
         self._free_seen: tuple[int, float] | None = None
+        self._candidate_key_held = False
         self._last_tick = clock()
         self._published_status: dict | None = None
         self.last_dns: dict | None = None
@@ -248,10 +249,16 @@ class Agent:
             return
         self.session = session
         self._next_renew = self._clock() + self.timing.renew_interval
-        candidate_value = json.dumps({"site": self.cfg.site, "session": session,
-                                      "address": self.cfg.dns.value, "since": iso_now()}).encode()
-        self.store.acquire(self.keys.candidate(self.cfg.site), candidate_value, session)
+        self._candidate_key_held = self._hold_candidate_key()
         self.election.candidate(f"session {session[:8]} created: every check passing")
+
+    def _hold_candidate_key(self) -> bool:
+        """Hold <prefix>/candidates/<site> with our session. It can be refused for a while: a
+        previous session of ours may still hold it, or its lock-delay may still run; the standby
+        loop then tries again."""
+        candidate_value = json.dumps({"site": self.cfg.site, "session": self.session,
+                                      "address": self.cfg.dns.value, "since": iso_now()}).encode()
+        return self.store.acquire(self.keys.candidate(self.cfg.site), candidate_value, self.session)
 
     def _withdraw(self, reason: str) -> None:
         """Leave the election (maintenance): no session, no candidacy, until the mark is gone."""
@@ -270,6 +277,8 @@ class Agent:
             return False
         self._next_renew = self._clock() + self.timing.renew_interval
         self._ensure_registered()
+        _, candidate = self.store.get(self.keys.candidate(self.cfg.site))
+        self._candidate_key_held = candidate is not None and candidate.session == self.session
         return True
 
     def _lead(self, control: ControlState) -> None:
@@ -291,6 +300,8 @@ class Agent:
     def _stand_by(self) -> None:
         if not self._renew_if_due():
             return
+        if not self._candidate_key_held:
+            self._candidate_key_held = self._hold_candidate_key()
         index, entry = self.store.get(self.keys.leader, index=self._leader_index,
                                       wait=self._standby_wait())
         self.election.candidate("consul answers again: competing")
