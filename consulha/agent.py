@@ -369,7 +369,7 @@ class Agent:
         epoch = entry.modify_index
         if not self.store.put(self.keys.leader, self._leader_value(epoch), cas=epoch):
             return
-        cause, request = self._cause_of_win(previous)
+        cause, request = self._cause_of_win(previous, request)
         self._free_seen = None
         if self.election.promote(epoch, sent_at, cause):
             self._dns_wakeup.set()
@@ -379,10 +379,10 @@ class Agent:
                 "time": iso_now(), "epoch": epoch, "from": previous.get("site"),
                 "to": self.cfg.site, "cause": cause})
 
-    def _cause_of_win(self, previous: dict) -> tuple[str, HandoverRequest | None]:
+    def _cause_of_win(self, previous: dict, request: HandoverRequest | None
+                      ) -> tuple[str, HandoverRequest | None]:
         """Why the lock came to us, for the history: a request naming us, the old leader's own
         word on release, or the checks of its site that are failing now."""
-        request = read_control(self.store, self.control_keys).handover
         if request and request.live() and request.to in (None, self.cfg.site):
             return f"{request.kind} by {request.by}", request
         if previous.get("released"):
