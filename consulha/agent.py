@@ -34,7 +34,8 @@ from consulha.consul_store import (CheckNotPassing, ConsulRefused, ConsulStore,
                                    ConsulUnavailable, KvEntry)
 from consulha.control import (ControlKeys, ControlState, HandoverRequest, append_history,
                               clear_request, put_request, read_control)
-from consulha.dns import DnsError, DnsProvider, StaleEpochError, make_provider
+from consulha.dns import (DnsError, DnsProvider, StaleEpochError, describe_laggards,
+                          make_provider)
 from consulha.election import Election, Lease, Role, Transition, lease_duration
 from consulha.health import HealthReporter, script_ttl
 from consulha.hooks import HookRunner
@@ -69,6 +70,9 @@ class Timing:
         self.standby_wait = min(self.renew_interval, 5.0)
         self.acquire_retry = min(0.25, max(0.05, session.lock_delay / 10))
         self.request_timeout = 2.0
+        # After a DNS write, how often and for how long the verify servers are polled.
+        self.dns_poll = 0.05
+        self.dns_converge_limit = 10.0
         # The main loop may sit in one blocking read plus one slow request before it ticks again.
         self.stall_limit = self.standby_wait * 17 / 16 + 2 * self.request_timeout + session.heartbeat_ttl
 
@@ -523,13 +527,19 @@ class Agent:
             self.election.fence_if_expired()
 
     def _dns_loop(self) -> None:
+        """Level-triggered: every pass makes DNS hold our value at our epoch (only a read
+        when it already does). Until every verify server answers it after a write, the
+        next pass comes after dns_poll rather than reconcile_interval, so a value
+        overwritten meanwhile is put back at once, not one interval later."""
         backoff = Backoff(cap=5.0)
+        written: tuple[int, float, str] | None = None  # epoch, clock and wall time of a write not yet converged
         wait = self.cfg.dns.reconcile_interval
         while not self.stop_event.is_set():
             self._dns_wakeup.wait(wait)
             self._dns_wakeup.clear()
             wait = self.cfg.dns.reconcile_interval
             if self.stop_event.is_set() or not self.election.is_leader():
+                written = None
                 continue
             epoch = self.election.epoch
             try:
@@ -544,19 +554,31 @@ class Agent:
                 log.warning("DNS update failed (%s); retrying in %.1fs", error, wait)
                 continue
             backoff.reset()
-            if not result.changed:
-                continue
-            log.info("DNS %s -> %s written with epoch %d (was %s, epoch %s)", self.cfg.dns.record,
-                     self.cfg.dns.value, epoch, ",".join(result.before.values) or "absent",
-                     result.before.epoch)
-            try:
-                seconds = self.dns.wait_converged(self.cfg.dns.value, timeout=max(10.0, wait))
-                log.info("DNS converged on every verify server in %.3fs", seconds)
-            except DnsError as error:
-                seconds = None
-                log.warning("DNS not converged: %s", error)
-            self.last_dns = {"epoch": epoch, "written_at": iso_now(),
-                             "converged_s": None if seconds is None else round(seconds, 3)}
+            if result.changed:
+                log.info("DNS %s -> %s written with epoch %d (was %s, epoch %s)", self.cfg.dns.record,
+                         self.cfg.dns.value, epoch, ",".join(result.before.values) or "absent",
+                         result.before.epoch)
+                written = (epoch, self._clock(), iso_now())
+            if written is not None:
+                if self._converged(*written):
+                    written = None
+                else:
+                    wait = self.timing.dns_poll
+
+    def _converged(self, epoch: int, written_at: float, written_wall: str) -> bool:
+        """Whether to stop polling the verify servers for the write made at `written_at`:
+        they all answer our value, or they did not within dns_converge_limit (logged)."""
+        laggards = self.dns.laggards(self.cfg.dns.value)
+        seconds = self._clock() - written_at
+        if laggards and seconds < self.timing.dns_converge_limit:
+            return False
+        if laggards:
+            log.warning("DNS not converged after %.1fs: %s", seconds, describe_laggards(laggards))
+        else:
+            log.info("DNS converged on every verify server in %.3fs", seconds)
+        self.last_dns = {"epoch": epoch, "written_at": written_wall,
+                         "converged_s": None if laggards else round(seconds, 3)}
+        return True
 
     def _on_transition(self, transition: Transition) -> None:
         log.info("role %s -> %s (epoch %s): %s", transition.old.value, transition.new.value,

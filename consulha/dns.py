@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import binascii
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -79,7 +78,7 @@ class DnsProvider(Protocol):
 
     def answers(self) -> dict[str, tuple[str, ...] | str]: ...
 
-    def wait_converged(self, value: str, timeout: float, poll: float = 0.05) -> float: ...
+    def laggards(self, value: str) -> dict[str, tuple[str, ...] | str]: ...
 
     def probe_auth(self) -> None: ...
 
@@ -178,29 +177,20 @@ class Rfc2136Provider:
         """What each verify server answers for the record: "host:port" ->
         sorted rdata texts (empty if NXDOMAIN/NODATA), or an error string such
         as "timeout" or "REFUSED". Never raises for a server's failure."""
-        return self._answers(self.cfg.timeout)
+        servers = self.cfg.verify
+        if not servers:
+            return {}
+        # In parallel, so one dead server costs one timeout, not one per server.
+        with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+            results = pool.map(self._answer_from, servers)
+            return {_where(server): result for server, result in zip(servers, results)}
 
-    def wait_converged(self, value: str, timeout: float, poll: float = 0.05) -> float:
-        """Poll every `poll` seconds until every verify server answers exactly
-        (value,); return the seconds that took. Raises DnsError naming the
-        laggards and what they answered if `timeout` passes first."""
+    def laggards(self, value: str) -> dict[str, tuple[str, ...] | str]:
+        """One round over the verify servers: those that do not answer exactly
+        (value,), with what they answered (as in answers()). Empty when DNS has
+        converged on `value`. Never raises for a server's failure."""
         expected = (self._canonical(value),)
-        start = time.monotonic()
-        deadline = start + timeout
-        while True:
-            # A down server must not hold one round past the deadline by a whole cfg.timeout.
-            query_timeout = min(self.cfg.timeout, max(deadline - time.monotonic(), 0.05))
-            laggards = {s: a for s, a in self._answers(query_timeout).items() if a != expected}
-            if not laggards:
-                return time.monotonic() - start
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                detail = "; ".join(f"{s} answered {_describe(a)}" for s, a in laggards.items())
-                raise DnsError(
-                    f"{self.cfg.record} {self.cfg.type} did not converge to {expected[0]} "
-                    f"within {timeout}s: {detail}"
-                )
-            time.sleep(min(poll, remaining))
+        return {server: answer for server, answer in self.answers().items() if answer != expected}
 
     def probe_auth(self) -> None:
         """Send a signed update whose only content is a prerequisite that
@@ -262,21 +252,12 @@ class Rfc2136Provider:
         if response.rcode() != dns.rcode.NOERROR:
             raise DnsError(f"{what} at {_where(self.cfg.server)}: {dns.rcode.to_text(response.rcode())}")
 
-    def _answers(self, timeout: float) -> dict[str, tuple[str, ...] | str]:
-        servers = self.cfg.verify
-        if not servers:
-            return {}
-        # In parallel, so one dead server costs one timeout, not one per server.
-        with ThreadPoolExecutor(max_workers=len(servers)) as pool:
-            results = pool.map(lambda server: self._answer_from(server, timeout), servers)
-            return {_where(server): result for server, result in zip(servers, results)}
-
-    def _answer_from(self, server: tuple[str, int], timeout: float) -> tuple[str, ...] | str:
+    def _answer_from(self, server: tuple[str, int]) -> tuple[str, ...] | str:
         host, port = server
         query = dns.message.make_query(self._record, self._rdtype)
         query.flags &= ~dns.flags.RD
         try:
-            response, _ = dns.query.udp_with_fallback(query, host, timeout=timeout, port=port)
+            response, _ = dns.query.udp_with_fallback(query, host, timeout=self.cfg.timeout, port=port)
         except dns.exception.Timeout:
             return "timeout"
         except (OSError, EOFError, dns.exception.DNSException) as e:
@@ -296,6 +277,11 @@ def _rdata_texts(response: dns.message.Message, name: dns.name.Name, rdtype: dns
 def _where(server: tuple[str, int]) -> str:
     host, port = server
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def describe_laggards(laggards: dict[str, tuple[str, ...] | str]) -> str:
+    """ "host:port answered X; ..." for a log line or an error message."""
+    return "; ".join(f"{server} answered {_describe(answer)}" for server, answer in laggards.items())
 
 
 def _describe(answer: tuple[str, ...] | str) -> str:
