@@ -165,12 +165,13 @@ def test_record_outside_the_update_policy_is_refused(make_dns_config):
 
 
 def test_closed_port_fails_fast(make_dns_config):
-    provider = Rfc2136Provider(make_dns_config(server=("127.0.0.1", free_port()), timeout=0.5), "east")
+    provider = Rfc2136Provider(make_dns_config(server=("127.0.0.1", free_port()), timeout=10), "east")
 
     started = time.monotonic()
     with pytest.raises(DnsError, match="network error"):
         provider.publish(EAST_IP, 5)
-    assert time.monotonic() - started < 0.5
+    # A refusal is reported at once, not after the 10 s timeout (the margin is for a loaded machine).
+    assert time.monotonic() - started < 5
 
 
 def test_silent_server_times_out_within_the_timeout(make_dns_config):
@@ -178,12 +179,13 @@ def test_silent_server_times_out_within_the_timeout(make_dns_config):
         # Listening but never accepting: the kernel completes the handshake, nobody answers.
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        provider = Rfc2136Provider(make_dns_config(server=silent.getsockname(), timeout=0.3), "east")
+        provider = Rfc2136Provider(make_dns_config(server=silent.getsockname(), timeout=0.5), "east")
 
         started = time.monotonic()
         with pytest.raises(DnsError, match="timeout"):
             provider.publish(EAST_IP, 5)
-        assert time.monotonic() - started < 1.0
+        # Bounded by the timeout (plus a margin for a loaded machine), not hung on the silent peer.
+        assert time.monotonic() - started < 5
 
 
 def test_answers_per_verify_server(make_dns_config, named):

@@ -88,7 +88,7 @@ def test_graceful_stop_releases_at_once(lab):
     _two_sites_with_a_leading(lab)
     code = lab.agents["a"].stop()
     assert code == 0, lab.logs()
-    lab.wait_leader("b", timeout=5)
+    lab.wait_leader("b", timeout=8)  # less than ttl (10 s): the release, not the TTL, moved it
     lab.wait_dns("b")
     assert "released the lock" in lab.agents["a"].log_text()
     history, _ = read_history(lab.store, ControlKeys("consulha/app"))
