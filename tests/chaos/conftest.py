@@ -86,6 +86,28 @@ class Scenario:
         return [t for t in self.lab.transitions()
                 if t.site == site and t.old == "leader" and t.monotonic >= since]
 
+    def back_as_standby(self, site: str, timeout: float = 40) -> None:
+        """Wait until `site` is a candidate again; AssertionError with the logs after `timeout`."""
+        netlab.wait_until(lambda: self.lab.candidate(site), timeout, step=0.1,
+                          what=f"{site} standby again\n{self.lab.logs()}")
+
+    def verify_failover_then_heal(self, fault: float, heal: float, fault_name: str, bound: float,
+                                  old: str = "a", new: str = "b", hold: float = 2) -> Report:
+        """The common end of a failover scenario, called right after the heal at `heal`:
+        `old` comes back as a standby, does not lead again, `new` still holds the lock `hold`
+        seconds later, and the invariants hold with exactly one DNS change (to `new`, within
+        `bound`) during the fault and none after the heal."""
+        self.back_as_standby(old)
+        self.metric(f"{old}_standby_after_heal_s", self.now() - heal)
+        self.hold(hold)
+        assert self.lab.leader()[0] == new
+        assert old not in self.leader_sites(since=heal)
+        # The new leader may renew its leadership with a new epoch if the healed site disrupts
+        # Raft (A record unchanged, fence epoch higher): recorded, not an error.
+        self.metric(f"{new}_releads_on_heal", self.leader_sites(since=heal).count(new))
+        return self.verify(Window(fault_name, fault, heal, bound=bound, expect_site=new, max_changes=1),
+                           Window("healed", heal, bound=10, expect_site=new, max_changes=0))
+
     def verify(self, *windows: Window, overlap_tolerance: float = 0.0) -> Report:
         samples = self.lab.sampler.stop() if self.lab.sampler else []
         # From the steady state on: earlier samples show the previous scenario's DNS state.
