@@ -74,7 +74,7 @@ def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, scenario: str,
         def answers_b():
             samples.append((time.monotonic(), pair.dns_answer()))
             return samples[-1][1] == (SITE_VALUES["b"],)
-        wait_until(answers_b, 60, step=0.01, what="DNS to answer site b")
+        wait_until(answers_b, 60, step=0.01, what="DNS to answer site b", logs=pair.logs)
         took = time.monotonic() - started
         seen = {answer for _, answer in samples}
         # DNS may only ever have named the old leader or the new one.

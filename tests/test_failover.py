@@ -109,7 +109,7 @@ def test_stale_epoch_in_dns_makes_the_leader_demote_without_writing(lab, make_dn
     # a's next reconcile (forced by restarting its DNS view: drift check every 10 s) must see the
     # higher epoch, refuse to write and demote.
     wait_until(lambda: any(t["site"] == "a" and t["old"] == "leader" and "stale" in t["reason"]
-                           for t in lab.transitions()), 15, what="stale demotion\n" + lab.logs())
+                           for t in lab.transitions()), 15, what="stale demotion", logs=lab.logs)
     assert lab.dns_answer() == ("192.0.2.2",)
     assert newer.read_state().epoch == first["epoch"] + 1_000_000
 
@@ -177,7 +177,7 @@ def test_a_short_freeze_fences_the_leader_then_it_resumes_at_the_same_epoch(lab)
     time.sleep(1.5)  # past the 0.8 s lease, well inside heartbeat_ttl (3 s): the lock stays a's
     lab.agents["a"].send(signal.SIGCONT)
     wait_until(lambda: any(t["site"] == "a" and "lease restored" in t["reason"]
-                           for t in lab.transitions()), 10, what="a to resume\n" + lab.logs())
+                           for t in lab.transitions()), 10, what="a to resume", logs=lab.logs)
     reasons = [t["reason"] for t in lab.transitions() if t["site"] == "a"]
     assert any(r.startswith("self-fenced") for r in reasons), reasons
     assert lab.leader()["epoch"] == first["epoch"] and lab.leader()["site"] == "a"

@@ -559,8 +559,10 @@ class Sampler:
     def latest(self) -> Sample | None:
         return self.samples[-1] if self.samples else None
 
-    def wait(self, predicate: Callable[[Sample], bool], timeout: float, what: str) -> Sample:
-        """Wait until a sample taken from now on satisfies `predicate`; returns it."""
+    def wait(self, predicate: Callable[[Sample], bool], timeout: float, what: str,
+             logs: Callable[[], str] | None = None) -> Sample:
+        """Wait until a sample taken from now on satisfies `predicate`; returns it
+        (AssertionError naming `what`, with `logs()`, after `timeout`)."""
         start = len(self.samples)
 
         def found():
@@ -568,7 +570,7 @@ class Sampler:
                 if predicate(sample):
                     return sample
             return None
-        return wait_until(found, timeout, step=0.05, what=what)  # type: ignore[return-value]
+        return wait_until(found, timeout, step=0.05, what=what, logs=logs)  # type: ignore[return-value]
 
 
 class ChaosLab:
@@ -719,7 +721,7 @@ class ChaosLab:
     def wait_dns_names(self, site: str, timeout: float) -> Sample:
         assert self.sampler is not None
         return self.sampler.wait(lambda s: self.names(s, site), timeout,
-                                 what=f"DNS and lock on {site}\n{self.logs()}")
+                                 what=f"DNS and lock on {site}", logs=self.logs)
 
     def transitions(self):
         from consulha.lab.invariants import load_transitions
@@ -749,5 +751,5 @@ class ChaosLab:
         self.start_agent("a")
         steady = self.wait_dns_names("a", timeout)
         self.start_agent("b")
-        wait_until(lambda: self.candidate("b"), 30, step=0.1, what=f"b standby\n{self.logs()}")
+        wait_until(lambda: self.candidate("b"), 30, step=0.1, what="b standby", logs=self.logs)
         return steady

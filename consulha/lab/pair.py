@@ -23,15 +23,17 @@ SITE_VALUES = {"a": "192.0.2.1", "b": "192.0.2.2"}
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.02,
-               what: str = "condition") -> object:
-    """Poll `predicate` until it returns something truthy; AssertionError after `timeout`."""
+               what: str = "condition", logs: Callable[[], str] | None = None) -> object:
+    """Poll `predicate` until it returns something truthy; AssertionError after `timeout`,
+    naming `what` and followed by `logs()` as they are at that moment."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
         if result:
             return result
         time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    message = f"timed out after {timeout}s waiting for {what}"
+    raise AssertionError(f"{message}\n{logs()}" if logs else message)
 
 
 class SitePair:
@@ -88,11 +90,11 @@ class SitePair:
         def check():
             leader = self.leader()
             return leader if leader and leader.get("epoch") and site in (None, leader["site"]) else None
-        return wait_until(check, timeout, what=f"leader {site or 'any'}\n{self.logs()}")
+        return wait_until(check, timeout, what=f"leader {site or 'any'}", logs=self.logs)
 
     def wait_candidates(self, *sites: str, timeout: float = 20.0) -> None:
         wait_until(lambda: self.candidates() == sorted(sites), timeout,
-                   what=f"candidates {sites}\n{self.logs()}")
+                   what=f"candidates {sites}", logs=self.logs)
 
     def dns_answer(self) -> tuple[str, ...]:
         query = dns.message.make_query(self.named.records[0], "A")
@@ -114,7 +116,7 @@ class SitePair:
 
     def wait_dns(self, site: str, timeout: float = 20.0) -> None:
         wait_until(lambda: self.dns_answer() == (SITE_VALUES[site],), timeout,
-                   what=f"DNS to answer site {site}\n{self.logs()}")
+                   what=f"DNS to answer site {site}", logs=self.logs)
 
     def transitions(self) -> list[dict]:
         path = self.tmp / "transitions.jsonl"

@@ -89,7 +89,7 @@ class Scenario:
     def back_as_standby(self, site: str, timeout: float = 40) -> None:
         """Wait until `site` is a candidate again; AssertionError with the logs after `timeout`."""
         netlab.wait_until(lambda: self.lab.candidate(site), timeout, step=0.1,
-                          what=f"{site} standby again\n{self.lab.logs()}")
+                          what=f"{site} standby again", logs=self.lab.logs)
 
     def verify_failover_then_heal(self, fault: float, heal: float, fault_name: str, bound: float,
                                   old: str = "a", new: str = "b", hold: float = 2) -> Report:

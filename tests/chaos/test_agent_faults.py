@@ -52,7 +52,7 @@ def test_03_leader_agent_sigstop_past_lease(scenario):
     resumed = scenario.now()
     scenario.metric("frozen_s", resumed - fault)
     demoted = wait_until(lambda: scenario.demotions("a", since=fault), 5, step=0.05,
-                         what=f"a demotes after SIGCONT\n{lab.logs()}")
+                         what="a demotes after SIGCONT", logs=lab.logs)
     assert "self-fenced" in demoted[0].reason or "lock" in demoted[0].reason, demoted
     scenario.metric("demoted_after_cont_s", demoted[0].monotonic - resumed)
     scenario.hold(4)
@@ -77,12 +77,12 @@ def test_13_operator_frees_the_lock(scenario, how):
         status, _ = lab.api(f"/v1/session/destroy/{scenario.steady.holder_session}", method="PUT")
     assert status == 200
     demoted = wait_until(lambda: scenario.demotions("a", since=fault), 5, step=0.02,
-                         what=f"a steps down\n{lab.logs()}")
+                         what="a steps down", logs=lab.logs)
     scenario.metric("stepped_down_s", demoted[0].monotonic - fault)
     assert demoted[0].monotonic - fault < 1.0, demoted   # at once: within a confirm interval or so
     # Someone (either site) leads again with a newer epoch, and DNS names it.
     after = lab.sampler.wait(lambda s: s.holder_epoch is not None and s.holder_epoch > scenario.epoch0
-                             and lab.names(s, s.holder_site), 15, what=f"new leader\n{lab.logs()}")
+                             and lab.names(s, s.holder_site), 15, what="new leader", logs=lab.logs)
     scenario.metric("new_leader", after.holder_site)
     scenario.metric("relead_s", after.t - fault)
     scenario.hold(2)
@@ -97,7 +97,7 @@ def test_16_both_sites_unhealthy(scenario):
     lab.toys["b"].fail()
     lab.toys["a"].fail()
     wait_until(lambda: scenario.demotions("a", since=fault), 10, step=0.05,
-               what=f"a steps down\n{lab.logs()}")
+               what="a steps down", logs=lab.logs)
     lab.sampler.wait(lambda s: s.key_ok and s.holder_site is None, 10, what="lock free")
     scenario.hold(5)
     assert lab.leader() == (None, None)
@@ -108,7 +108,7 @@ def test_16_both_sites_unhealthy(scenario):
     lab.toys["a"].recover()
     lab.toys["b"].recover()
     after = lab.sampler.wait(lambda s: s.holder_site is not None and lab.names(s, s.holder_site),
-                             20, what=f"a leader again\n{lab.logs()}")
+                             20, what="a leader again", logs=lab.logs)
     scenario.metric("relead_s", after.t - heal)
     scenario.metric("new_leader", after.holder_site)
     scenario.hold(2)

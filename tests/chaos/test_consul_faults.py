@@ -32,7 +32,7 @@ def test_10_leader_local_consul_client_fails(scenario, how):
     fault = scenario.now()
     client.kill() if how == "sigkill" else client.pause()
     demoted = wait_until(lambda: scenario.demotions("a", since=fault), 6, step=0.05,
-                         what=f"a fences itself\n{lab.logs()}")
+                         what="a fences itself", logs=lab.logs)
     scenario.metric("self_fenced_s", demoted[0].monotonic - fault)
     assert demoted[0].monotonic - fault < 3.5, demoted    # lease 0.8 s + one 2 s request
     after = scenario.wait_names("b", 25, since=fault, key="failover_s")
@@ -49,7 +49,7 @@ def test_11_quorum_lost(scenario):
     lab.consul["sb"].kill()
     lab.consul["sw"].kill()
     demoted = wait_until(lambda: scenario.demotions("a", since=fault), 6, step=0.05,
-                         what=f"a fences itself\n{lab.logs()}")
+                         what="a fences itself", logs=lab.logs)
     scenario.metric("self_fenced_s", demoted[0].monotonic - fault)
     scenario.hold(8)
     assert scenario.leader_sites(since=demoted[0].monotonic) == []   # zero leaders is fine
@@ -60,7 +60,7 @@ def test_11_quorum_lost(scenario):
     # The old leader may keep its lock (same epoch) if its session survived.
     after = lab.sampler.wait(lambda s: s.holder_site is not None and s.holder_epoch is not None
                              and s.holder_epoch >= scenario.epoch0 and lab.names(s, s.holder_site),
-                             40, what=f"one leader after quorum is back\n{lab.logs()}")
+                             40, what="one leader after quorum is back", logs=lab.logs)
     scenario.metric("relead_after_recovery_s", after.t - heal)
     scenario.metric("new_leader", after.holder_site)
     scenario.hold(2)

@@ -16,7 +16,7 @@ def test_14_dns_unreachable_during_failover(scenario):
     lab.net.cut(["ha", "hb"], ["dns"])        # the observer still sees BIND
     lab.toys["a"].fail()
     after = lab.sampler.wait(lambda s: s.key_ok and s.holder_site == "b" and s.holder_epoch, 15,
-                             what=f"b holds the lock\n{lab.logs()}")
+                             what="b holds the lock", logs=lab.logs)
     scenario.metric("lock_moved_s", after.t - fault)
     scenario.hold(4)
     ok, values, _ = lab.dns()

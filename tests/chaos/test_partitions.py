@@ -18,7 +18,7 @@ def test_04_leader_site_isolated(scenario):
     fault = scenario.now()
     lab.net.isolate(["sa", "ha"])
     demoted = wait_until(lambda: scenario.demotions("a", since=fault), 5, step=0.05,
-                         what=f"a fences itself\n{lab.logs()}")
+                         what="a fences itself", logs=lab.logs)
     scenario.metric("self_fenced_s", demoted[0].monotonic - fault)
     assert demoted[0].monotonic - fault < 3.0, demoted   # lease 0.8 s + one 2 s request at most
     after = scenario.wait_names("b", 25, since=fault, key="failover_s")
@@ -79,7 +79,7 @@ def test_09_rpc_only_partition_of_leader_host(scenario):
     fault = scenario.now()
     lab.net.block_port("ha", 8300)
     demoted = wait_until(lambda: scenario.demotions("a", since=fault), 6, step=0.05,
-                         what=f"a fences itself\n{lab.logs()}")
+                         what="a fences itself", logs=lab.logs)
     scenario.metric("self_fenced_s", demoted[0].monotonic - fault)
     # serfHealth stays passing: only the session TTL (10 s, up to 2x by Consul) frees the lock.
     after = scenario.wait_names("b", 40, since=fault, key="failover_s")
@@ -97,7 +97,7 @@ def test_15_flapping_link_random_loss(scenario):
     heal = scenario.now()
     lab.net.heal()
     after = lab.sampler.wait(lambda s: s.holder_site is not None and lab.names(s, s.holder_site),
-                             30, what=f"one leader named by DNS after the flapping\n{lab.logs()}")
+                             30, what="one leader named by DNS after the flapping", logs=lab.logs)
     scenario.metric("settled_after_heal_s", after.t - heal)
     scenario.hold(3)
     leaderships = [t for t in lab.transitions() if t.role == "leader" and t.monotonic >= fault]
