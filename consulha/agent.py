@@ -94,6 +94,10 @@ class Agent:
         self.dns = dns or make_provider(cfg.dns, cfg.site)
         self.election = Election(Lease(self.timing.lease, clock), clock)
         self.stop_event = threading.Event()
+        # The heartbeat outlives stop_event until the session is gone: the main loop may still
+        # sit in a blocking read, and a heartbeat that lapsed meanwhile would invalidate the
+        # session (lock-delay on its keys) before the graceful release.
+        self._health_stop = threading.Event()
         self._dns_wakeup = threading.Event()
         self.session: str | None = None
         self._registered = False
@@ -117,7 +121,7 @@ class Agent:
             ConsulStore(cfg.consul, self.timing.request_timeout), self.keys.heartbeat_check_id,
             cfg.session.heartbeat_ttl, scripts, Path(cfg.path).parent,
             is_alive=lambda: self._clock() - self._last_tick < self.timing.stall_limit,
-            stop=self.stop_event,
+            stop=self._health_stop,
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -157,6 +161,7 @@ class Agent:
                 log.error("consul refused a request (%s); retrying in %.1fs", error, delay)
                 self.stop_event.wait(delay)
         self._shutdown()
+        self._health_stop.set()
         for thread in threads:
             thread.join(2)
         if health_started:
@@ -176,7 +181,7 @@ class Agent:
                 if was_leader or self._holds_leader_key():
                     self._release("graceful stop", epoch)
                     log.info("released the lock: the standby can take over at once")
-                self.store.destroy_session(self.session)
+                self._end_session()
             if self._registered:
                 for service in self.cfg.services:
                     self.store.deregister_service(self.keys.service_id(service.name))
@@ -185,6 +190,16 @@ class Agent:
         except (ConsulUnavailable, ConsulRefused) as error:
             log.warning("could not clean up in Consul on stop: %s", error)
         self.hooks.stop(self.cfg.hooks.timeout)
+
+    def _end_session(self) -> None:
+        """Release the candidate key, then destroy the session. Destroying it puts lock-delay
+        on every key it holds and an explicit release does not, so our next session (after a
+        restart or maintenance) can take the candidate key at once."""
+        if self._candidate_key_held:
+            self.store.release(self.keys.candidate(self.cfg.site), self.session, None)
+            self._candidate_key_held = False
+        self.store.destroy_session(self.session)
+        self.session = None
 
     def _holds_leader_key(self) -> bool:
         _, entry = self.store.get(self.keys.leader)
@@ -256,10 +271,17 @@ class Agent:
         self._candidate_key_held = self._hold_candidate_key()
         self.election.candidate(f"session {session[:8]} created: every check passing")
 
+    def _keep_candidate_key(self) -> None:
+        """Retry the candidate key until we hold it, as leader or standby: a leader that won
+        while the key was refused (e.g. during a previous session's lock-delay) must not stay
+        missing from the candidates."""
+        if not self._candidate_key_held:
+            self._candidate_key_held = self._hold_candidate_key()
+
     def _hold_candidate_key(self) -> bool:
         """Hold <prefix>/candidates/<site> with our session. It can be refused for a while: a
-        previous session of ours may still hold it, or its lock-delay may still run; the standby
-        loop then tries again."""
+        previous session of ours may still hold it, or its lock-delay may still run; the HA
+        loop then tries again (_keep_candidate_key)."""
         candidate_value = json.dumps({"site": self.cfg.site, "session": self.session,
                                       "address": self.cfg.dns.value, "since": iso_now()}).encode()
         return self.store.acquire(self.keys.candidate(self.cfg.site), candidate_value, self.session)
@@ -267,8 +289,7 @@ class Agent:
     def _withdraw(self, reason: str) -> None:
         """Leave the election (maintenance): no session, no candidacy, until the mark is gone."""
         if self.session:
-            self.store.destroy_session(self.session)
-            self.session = None
+            self._end_session()
         self.election.ineligible(reason)
         self.stop_event.wait(0.5)
 
@@ -297,6 +318,7 @@ class Agent:
                 self._next_renew = 0.0
             return
         self.election.confirm(sent_at)
+        self._keep_candidate_key()
         self._serve_requests(control)
         if self.election.role == Role.LEADER:
             self.stop_event.wait(max(0.0, sent_at + self.timing.confirm_interval - self._clock()))
@@ -304,8 +326,7 @@ class Agent:
     def _stand_by(self) -> None:
         if not self._renew_if_due():
             return
-        if not self._candidate_key_held:
-            self._candidate_key_held = self._hold_candidate_key()
+        self._keep_candidate_key()
         index, entry = self.store.get(self.keys.leader, index=self._leader_index,
                                       wait=self._standby_wait())
         self.election.candidate("consul answers again: competing")

@@ -84,6 +84,31 @@ def test_sigkill_of_the_leader_hands_over_after_heartbeat_ttl(lab):
     assert took >= 2.5, took
 
 
+def test_a_leader_takes_its_candidate_key_once_it_is_free(lab):
+    # Another session holds candidates/a when a starts, as a's previous session would during
+    # its lock-delay: a leads without the key and takes it as soon as it is free.
+    key = "consulha/app/candidates/a"
+    blocker = lab.store.create_session("blocker", [], ttl=10, lock_delay=0)
+    assert lab.store.acquire(key, b"{}", blocker)
+    lab.start("a")
+    leader = lab.wait_leader("a")
+    assert lab.store.get(key)[1].session == blocker
+    lab.store.destroy_session(blocker)
+    wait_until(lambda: lab.store.get(key)[1].session == leader["session"], 10,
+               what="a to hold its candidate key", logs=lab.logs)
+
+
+def test_graceful_stop_frees_the_candidate_key_without_lock_delay(lab):
+    # A session that ends while it holds a key (destroyed, or invalidated because the heartbeat
+    # lapsed while the agent was stopping) puts lock-delay (1 s here) on it; an explicit release
+    # does not. The agent keeps its heartbeat until the session is gone and releases first, so
+    # a restarted agent can take its candidate key at once.
+    _two_sites_with_a_leading(lab)
+    assert lab.agents["b"].stop() == 0
+    probe = lab.store.create_session("probe", [], ttl=10, lock_delay=0)
+    assert lab.store.acquire("consulha/app/candidates/b", b"{}", probe)
+
+
 def test_graceful_stop_releases_at_once(lab):
     _two_sites_with_a_leading(lab)
     code = lab.agents["a"].stop()
