@@ -239,9 +239,12 @@ class Agent:
     # -- the HA cycle ---------------------------------------------------------------------------
 
     def _cycle(self) -> None:
-        self._sync_tags()
         self._publish_site_status()
         control = read_control(self.store, self.control_keys)
+        # Only after the servers answered: a tag change makes the local Consul agent sync to
+        # them, and while that sync hangs (servers unreachable, Raft election) the agent also
+        # stalls our heartbeat updates until the heartbeat check lapses.
+        self._sync_tags()
         self._apply_maintenance(control)
         mark = control.in_maintenance(self.cfg.site)
         if mark is not None and self.election.role != Role.LEADER:
