@@ -271,23 +271,20 @@ class Agent:
             return
         self.session = session
         self._next_renew = self._clock() + self.timing.renew_interval
-        self._candidate_key_held = self._hold_candidate_key()
+        self._candidate_key_held = False  # taken by the next leader or standby pass
         self.election.candidate(f"session {session[:8]} created: every check passing")
 
     def _keep_candidate_key(self) -> None:
-        """Retry the candidate key until we hold it, as leader or standby: a leader that won
-        while the key was refused (e.g. during a previous session's lock-delay) must not stay
-        missing from the candidates."""
-        if not self._candidate_key_held:
-            self._candidate_key_held = self._hold_candidate_key()
-
-    def _hold_candidate_key(self) -> bool:
-        """Hold <prefix>/candidates/<site> with our session. It can be refused for a while: a
-        previous session of ours may still hold it, or its lock-delay may still run; the HA
-        loop then tries again (_keep_candidate_key)."""
-        candidate_value = json.dumps({"site": self.cfg.site, "session": self.session,
-                                      "address": self.cfg.dns.value, "since": iso_now()}).encode()
-        return self.store.acquire(self.keys.candidate(self.cfg.site), candidate_value, self.session)
+        """Hold <prefix>/candidates/<site> with our session, retried on every leader and
+        standby pass until it is ours: it can be refused for a while (a previous session of
+        ours still holds it, or its lock-delay runs), and a site that wins the lock meanwhile
+        must not stay missing from the candidates."""
+        if self._candidate_key_held:
+            return
+        value = json.dumps({"site": self.cfg.site, "session": self.session,
+                            "address": self.cfg.dns.value, "since": iso_now()}).encode()
+        self._candidate_key_held = self.store.acquire(self.keys.candidate(self.cfg.site), value,
+                                                      self.session)
 
     def _withdraw(self, reason: str) -> None:
         """Leave the election (maintenance): no session, no candidacy, until the mark is gone."""
