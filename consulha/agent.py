@@ -40,6 +40,7 @@ from consulha.election import Election, Lease, Role, Transition, lease_duration
 from consulha.health import HealthReporter, script_ttl
 from consulha.hooks import HookRunner
 from consulha.keys import Keys
+from consulha.sdnotify import LoopNotifier
 from consulha.status import healthy_sites, service_instances
 
 log = logging.getLogger("consulha.agent")
@@ -140,8 +141,10 @@ class Agent:
         # Short cap: a leader or a standby with a live session must renew within the session TTL,
         # and one request a second is no load for a Consul that is down.
         backoff = Backoff(cap=1.0)
+        systemd = LoopNotifier()  # Type=notify + WatchdogSec: fed by the same tick as the heartbeat
         while not self.stop_event.is_set():
             self._last_tick = self._clock()
+            systemd.alive()
             try:
                 if not self._registered:
                     self._register()
@@ -149,6 +152,7 @@ class Agent:
                         self.health.start()
                         health_started = True
                 self._cycle()
+                systemd.cycle_completed(f"{self.election.role.value}, epoch {self.election.epoch}")
                 backoff.reset()
             except ConsulUnavailable as error:
                 delay = backoff.next()
@@ -160,6 +164,7 @@ class Agent:
                 self.election.ineligible(f"consul refused: {error}")
                 log.error("consul refused a request (%s); retrying in %.1fs", error, delay)
                 self.stop_event.wait(delay)
+        systemd.stopping()
         self._shutdown()
         self._health_stop.set()
         for thread in threads:
