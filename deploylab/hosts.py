@@ -1,0 +1,281 @@
+"""Hosts with systemd as PID 1: systemd-nspawn containers of the cached bookworm image, each in
+its own network namespace on one bridge, reachable over SSH (recipe: FIELD-NOTES, "Systemd
+hosts for deployment tests").
+
+Every name this lab creates starts with `dpl-` (links, namespaces, cgroups, the nft table is
+`dpl_nat`) and lives in 10.78.0.0/24, so a sweep removes exactly our leftovers and nothing of
+the chaos lab (`cha-`, 10.77.0.0/24).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploylab import rootfs
+
+PREFIX = "dpl-"
+BRIDGE = "dpl-br0"
+GATEWAY = "10.78.0.1"
+SUBNET = "10.78.0.0/24"
+NFT_TABLE = "dpl_nat"
+RUN_DIR = Path("/var/tmp/consulha-deploy")
+CGROUP_HIERARCHIES = [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified")]
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+def sh(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, check=check, text=True, capture_output=True, **kwargs)
+
+
+@dataclass
+class Host:
+    name: str
+    address: str
+
+    @property
+    def netns(self) -> str:
+        return PREFIX + self.name
+
+    @property
+    def dir(self) -> Path:
+        return RUN_DIR / "hosts" / self.name
+
+    @property
+    def root(self) -> Path:
+        return self.dir / "root"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "nspawn.pid"
+
+    def nspawn_pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def init_pid(self) -> int | None:
+        """PID (on this machine) of the container's systemd: the nspawn child that runs it."""
+        nspawn = self.nspawn_pid()
+        if nspawn is None:
+            return None
+        children = sh("pgrep", "-P", str(nspawn), check=False).stdout.split()
+        for pid in children:
+            comm = Path(f"/proc/{pid}/comm")
+            if comm.exists() and comm.read_text().strip() == "systemd":
+                return int(pid)
+        return None
+
+
+class Lab:
+    """The bridge, the hosts, their namespaces and containers; `close()` undoes all of it."""
+
+    def __init__(self, hosts: list[Host], ssh_key: Path, log=print):
+        self.hosts = {host.name: host for host in hosts}
+        self.ssh_key = ssh_key
+        self.log = log
+
+    # -- network ---------------------------------------------------------------------------
+
+    def up_network(self) -> None:
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        state = RUN_DIR / "ip_forward.saved"
+        if not state.exists():  # a crashed run's saved value is the true original
+            state.write_text(IP_FORWARD.read_text())
+        sh("ip", "link", "add", BRIDGE, "type", "bridge")
+        sh("ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE)
+        sh("ip", "link", "set", BRIDGE, "up")
+        # apt inside the hosts reaches the machine's mirror through this masquerade.
+        IP_FORWARD.write_text("1\n")
+        sh("nft", "-f", "-", input=(
+            f"table ip {NFT_TABLE} {{\n"
+            f"  chain postrouting {{ type nat hook postrouting priority 100; policy accept;\n"
+            f"    ip saddr {SUBNET} oifname != \"{BRIDGE}\" masquerade\n  }}\n}}\n"))
+        for host in self.hosts.values():
+            veth = PREFIX + host.name
+            sh("ip", "netns", "add", host.netns)
+            sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns)
+            sh("ip", "link", "set", veth, "master", BRIDGE, "up")
+            for command in (["ip", "addr", "add", f"{host.address}/24", "dev", "eth0"],
+                            ["ip", "link", "set", "eth0", "up"], ["ip", "link", "set", "lo", "up"],
+                            ["ip", "route", "add", "default", "via", GATEWAY]):
+                sh("ip", "netns", "exec", host.netns, *command)
+
+    # -- containers ------------------------------------------------------------------------
+
+    def prepare(self, base: Path) -> None:
+        """Per host: an overlay on the shared base with its own identity and our SSH key."""
+        public_key = Path(f"{self.ssh_key}.pub").read_text()
+        etc_hosts = "127.0.0.1 localhost\n" + "".join(
+            f"{h.address} {h.name}\n" for h in self.hosts.values())
+        for host in self.hosts.values():
+            for sub in ("upper", "work", "root"):
+                (host.dir / sub).mkdir(parents=True, exist_ok=True)
+            sh("mount", "-t", "overlay", "overlay", "-o",
+               f"lowerdir={base},upperdir={host.dir / 'upper'},workdir={host.dir / 'work'}",
+               str(host.root))
+            (host.root / "etc/hostname").write_text(host.name + "\n")
+            (host.root / "etc/hosts").write_text(etc_hosts)
+            sh("ssh-keygen", "-A", "-f", str(host.root))
+            ssh_dir = host.root / "root/.ssh"
+            ssh_dir.mkdir(mode=0o700, exist_ok=True)
+            (ssh_dir / "authorized_keys").write_text(public_key)
+
+    def boot(self, name: str) -> None:
+        """Start the container; returns once nspawn runs (see wait_ready)."""
+        host = self.hosts[name]
+        cgroups = [hierarchy / host.netns for hierarchy in CGROUP_HIERARCHIES]
+        for cgroup in cgroups:
+            cgroup.mkdir(exist_ok=True)
+        # nspawn --keep-unit puts the payload under its own cgroup: give each nspawn a cgroup of
+        # its own first, or two hosts share one and their units collide.
+        enter = "; ".join(f"echo $$ > {cgroup}/cgroup.procs" for cgroup in cgroups)
+        console = open(host.dir / "console.log", "ab")
+        process = subprocess.Popen(
+            ["sh", "-c", f"{enter}; exec systemd-nspawn -b -q -D {host.root} -M {host.netns} "
+             f"--hostname={host.name} --register=no --keep-unit "
+             f"--network-namespace-path=/run/netns/{host.netns} --resolv-conf=copy-host "
+             f"--console=read-only"],
+            stdin=subprocess.DEVNULL, stdout=console, stderr=console, start_new_session=True)
+        host.pidfile.write_text(str(process.pid))
+
+    def wait_ready(self, name: str, timeout: float = 120) -> None:
+        """Until systemd reports the boot finished and sshd answers."""
+        host = self.hosts[name]
+        deadline = time.monotonic() + timeout
+        while (pid := host.init_pid()) is None:
+            if time.monotonic() > deadline or host.nspawn_pid() is None:
+                raise RuntimeError(f"{name}: container did not start (see {host.dir}/console.log)")
+            time.sleep(0.1)
+        state = ""
+        while not state and time.monotonic() < deadline:
+            # Empty until the container's systemd answers on its bus (just after exec).
+            state = sh("nsenter", "-t", str(pid), "-a", "systemctl", "is-system-running", "--wait",
+                       check=False, timeout=max(1.0, deadline - time.monotonic())).stdout.strip()
+            time.sleep(0 if state else 0.2)
+        if state != "running":
+            failed = sh("nsenter", "-t", str(pid), "-a", "systemctl", "--failed", "--no-legend",
+                        check=False).stdout
+            raise RuntimeError(f"{name}: system state {state!r} after boot; failed units: {failed}")
+        while self.ssh(name, "true", check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: no SSH within {timeout}s")
+            time.sleep(0.2)
+
+    def ssh(self, name: str, command: str, check: bool = True, timeout: float = 120
+            ) -> subprocess.CompletedProcess:
+        return sh("ssh", *ssh_options(self.ssh_key), f"root@{self.hosts[name].address}", command,
+                  check=check, timeout=timeout)
+
+    def stop(self, name: str, timeout: float = 30) -> None:
+        """Clean poweroff (nspawn turns SIGTERM into a shutdown of the container)."""
+        host = self.hosts[name]
+        pid = host.nspawn_pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        if not wait_gone(pid, timeout):
+            os.killpg(pid, signal.SIGKILL)
+            wait_gone(pid, 5)
+
+    def close(self) -> None:
+        for name in self.hosts:
+            self.stop(name)
+        sweep(self.log)
+
+
+def ssh_options(key: Path) -> list[str]:
+    return ["-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=3"]
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def sweep(log=print) -> None:
+    """Remove everything of this lab, from this run or a crashed earlier one: containers (by
+    their pid files), mounts, veths, namespaces, the bridge, the nft table, cgroups; put
+    ip_forward back."""
+    hosts_dir = RUN_DIR / "hosts"
+    for pidfile in hosts_dir.glob("*/nspawn.pid") if hosts_dir.exists() else []:
+        try:
+            pid = int(pidfile.read_text())
+            os.killpg(pid, signal.SIGKILL)
+            wait_gone(pid, 10)
+        except (OSError, ValueError):
+            pass
+        pidfile.unlink(missing_ok=True)
+    for line in reversed(Path("/proc/mounts").read_text().splitlines()):
+        mountpoint = line.split()[1]
+        if mountpoint.startswith(str(RUN_DIR) + "/"):
+            sh("umount", "-l", mountpoint, check=False)
+    links = sh("ip", "-o", "link", "show", check=False).stdout.splitlines()
+    for line in links:
+        name = line.split(":")[1].strip().split("@")[0]
+        if name.startswith(PREFIX) and name != BRIDGE:
+            sh("ip", "link", "delete", name, check=False)
+    sh("ip", "link", "delete", BRIDGE, check=False)
+    for netns in sh("ip", "netns", "list", check=False).stdout.splitlines():
+        name = netns.split()[0] if netns.strip() else ""
+        if name.startswith(PREFIX):
+            sh("ip", "netns", "delete", name, check=False)
+    sh("nft", "delete", "table", "ip", NFT_TABLE, check=False)
+    for hierarchy in CGROUP_HIERARCHIES:
+        for cgroup in hierarchy.glob(PREFIX + "*"):
+            kill_cgroup(cgroup)
+            remove_cgroup(cgroup)
+    saved = RUN_DIR / "ip_forward.saved"
+    if saved.exists():
+        IP_FORWARD.write_text(saved.read_text())
+        saved.unlink()
+    sh("rm", "-rf", str(hosts_dir), check=False)
+
+
+def kill_cgroup(cgroup: Path) -> None:
+    """SIGKILL every process left in a host's cgroup: a container whose nspawn died keeps
+    running on its own (its init is in a session and a PID namespace of its own)."""
+    for _ in range(50):
+        pids = {int(pid) for procs in cgroup.rglob("cgroup.procs")
+                for pid in procs.read_text().split()}
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
+def remove_cgroup(cgroup: Path) -> None:
+    """rmdir bottom-up: the container's systemd leaves its own nested cgroups behind."""
+    nested = [path for path in cgroup.rglob("*") if path.is_dir()]
+    for directory in sorted(nested, key=lambda p: len(p.parts), reverse=True) + [cgroup]:
+        try:
+            directory.rmdir()  # control files do not count: a cgroup without tasks goes
+        except OSError:
+            pass
+
+
+def prepare_base(log=print) -> Path:
+    """The base image unpacked for this run (from the cached tarball, built if missing)."""
+    base = RUN_DIR / "base"
+    if not (base / "etc/os-release").exists():
+        sh("rm", "-rf", str(base))
+        rootfs.extract(rootfs.ensure_tarball(log), base)
+    return base
