@@ -1,0 +1,182 @@
+"""The eight proof steps of issue 7, each asserting something that could fail, each returning
+the figures it measured. Bounds are generous where the issue asks for one; the figures
+themselves go to bench/results/deploy.json."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from deploylab.hosts import Lab
+from deploylab.observe import (APP_HOST, CONFIG, agent_role, check, dns_names, fence_epoch,
+                               leader_site, newest_history, other, record_everywhere,
+                               seconds_since, soa_serials, status, unit, wait_for)
+from deploylab.playbook import LOCK_DELAY, WATCHDOG_SEC, random_secret, run_playbook, tail
+
+# Stated bound for a failover seen on both DNS servers: check interval 1 s + Consul's sync +
+# lock_delay + DNS update and NOTIFY/IXFR, with a wide margin for a loaded 2-core machine.
+FAILOVER_BOUND = 30.0
+UNITS = {"consul_servers": ["consul"], "consulha": ["consul", "consulha@app", "toy-api",
+                                                    "toy-worker", "toy-db"],
+         "dns_primary": ["named"], "dns_secondary": ["named"]}
+GROUP_OF = {"sa": "consul_servers", "sb": "consul_servers", "sw": "consul_servers",
+            "ha": "consulha", "hb": "consulha", "dns1": "dns_primary", "dns2": "dns_secondary"}
+CONSUL_CLI = "CONSUL_HTTP_ADDR=https://127.0.0.1:8501 CONSUL_CACERT=/etc/consul-tls/ca.pem consul"
+
+
+def step1_converge(lab: Lab, inventory: Path) -> dict:
+    run = run_playbook(inventory, log_name="1-converge")
+    check(run.returncode == 0, "site.yml failed:\n" + tail(run.output))
+    for host in lab.hosts:
+        state = lab.ssh(host, "systemctl is-system-running", check=False).stdout.strip()
+        check(state == "running", f"{host}: system {state}")
+        for name in UNITS[GROUP_OF[host]]:
+            active = lab.ssh(host, f"systemctl is-active {name}", check=False).stdout.strip()
+            check(active == "active", f"{host}: {name} is {active}")
+    wait_for(lambda: status(lab).get("ok"), 60, "consulha status: a leader, DNS converged", step=1)
+    report = status(lab)
+    check(set(report["dns"]["answers"]) == {"10.78.0.31:53", "10.78.0.32:53"},
+          f"status must verify both DNS servers: {report['dns']}")
+    check(dns_names(report["leader"]["site"]), f"DNS does not name the leader: {record_everywhere()}")
+    return {"first_converge_s": round(run.seconds, 1), "first_leader": report["leader"]["site"]}
+
+
+def step2_rerun(lab: Lab, inventory: Path) -> dict:
+    before = (soa_serials(), record_everywhere())
+    run = run_playbook(inventory, log_name="2-rerun")
+    check(run.returncode == 0, "site.yml re-run failed:\n" + tail(run.output))
+    check(not run.changed_hosts(), f"re-run changed something: {run.changed_hosts()}")
+    check((soa_serials(), record_everywhere()) == before, "the re-run changed DNS")
+    return {"rerun_s": round(run.seconds, 1), "rerun_changed": sum(c["changed"] for c in run.recap.values())}
+
+
+def step3_service_stopped(lab: Lab) -> dict:
+    leader = leader_site(lab)
+    started = time.time()
+    lab.ssh(APP_HOST[leader], "systemctl stop toy-api")
+    seconds = wait_for(lambda: dns_names(other(leader)), FAILOVER_BOUND,
+                       f"dns1 and dns2 name site {other(leader)}")
+    cause = newest_history(lab, started)
+    check(cause["to"] == other(leader) and "check failed: api" in cause["cause"],
+          f"history does not say why: {cause}")
+    lab.ssh(APP_HOST[leader], "systemctl start toy-api")
+    wait_for(lambda: agent_role(lab, leader) == "standby", 60, f"site {leader} back as standby", 0.5)
+    return {"service_stop_failover_dns_s": round(seconds, 2), "service_stop_cause": cause["cause"]}
+
+
+def step4_graceful_stop(lab: Lab) -> dict:
+    leader = leader_site(lab)
+    host = APP_HOST[leader]
+    started = time.time()
+    lab.ssh(host, "systemctl stop consulha@app")
+    seconds = wait_for(lambda: dns_names(other(leader)), FAILOVER_BOUND,
+                       f"dns1 and dns2 name site {other(leader)}")
+    entry = newest_history(lab, started)
+    acquired = seconds_since(started, entry["time"])
+    check(entry["to"] == other(leader) and "graceful stop" in entry["cause"], f"history: {entry}")
+    check(acquired < LOCK_DELAY, f"took {acquired:.2f}s: lock-delay ({LOCK_DELAY}s) applied")
+    stopped = unit(lab, host, "ActiveState", "Result", "ExecMainStatus")
+    check(stopped == {"ActiveState": "inactive", "Result": "success", "ExecMainStatus": "0"},
+          f"unit did not exit cleanly: {stopped}")
+    lab.ssh(host, "systemctl start consulha@app")
+    wait_for(lambda: agent_role(lab, leader) == "standby", 60, f"site {leader} back as standby", 0.5)
+    return {"graceful_stop_acquired_s": round(acquired, 2), "graceful_stop_dns_s": round(seconds, 2)}
+
+
+def step5_reboot(lab: Lab) -> dict:
+    """Reboot the leader's host: its agent hands over on the way down and comes back by
+    itself (unit enabled, Type=notify ready after its first cycle) as a standby."""
+    leader = leader_site(lab)
+    host = APP_HOST[leader]
+    started = time.monotonic()
+    lab.ssh(host, "systemctl reboot", check=False)
+    wait_for(lambda: lab.hosts[host].nspawn_pid() is None, 60, f"{host} went down", 0.2)
+    lab.boot(host)  # nspawn ends on a reboot request; boot the same host again
+    lab.wait_ready(host)
+    wait_for(lambda: agent_role(lab, leader) == "standby", 90, f"{host}: agent back as standby", 0.5)
+    check(dns_names(other(leader)), f"DNS should name site {other(leader)}: {record_everywhere()}")
+    return {"reboot_to_standby_s": round(time.monotonic() - started, 1)}
+
+
+def step6_watchdog(lab: Lab) -> dict:
+    """SIGSTOP the leader's agent: its heartbeat lapses, the other site leads after lock_delay,
+    systemd's watchdog kills and restarts the frozen agent, which comes back as standby.
+    Sampled meanwhile: the DNS fence epoch never goes down and each epoch has one value."""
+    leader = leader_site(lab)
+    host = APP_HOST[leader]
+    before = unit(lab, host, "MainPID", "NRestarts")
+    started_wall, started = time.time(), time.monotonic()
+    lab.ssh(host, f"kill -STOP {before['MainPID']}")
+    seen: dict[int, set] = {}
+    moved_at = restarted_at = None
+    while time.monotonic() - started < WATCHDOG_SEC + 60:
+        epoch = fence_epoch()
+        if epoch is not None:
+            seen.setdefault(epoch, set()).update(record_everywhere())
+            check(epoch >= max(seen), f"fence epoch went down: {sorted(seen)}")
+        if moved_at is None and dns_names(other(leader)):
+            moved_at = time.monotonic() - started
+        if restarted_at is None and unit(lab, host, "NRestarts")["NRestarts"] != before["NRestarts"]:
+            restarted_at = time.monotonic() - started
+        if moved_at is not None and restarted_at is not None:
+            break
+        time.sleep(0.2)
+    check(moved_at is not None, "leadership did not move while the leader was frozen")
+    check(restarted_at is not None, f"systemd did not restart the frozen agent within {WATCHDOG_SEC + 60}s")
+    entry = newest_history(lab, started_wall)
+    check(entry["to"] == other(leader) and "heartbeat" in entry["cause"], f"history: {entry}")
+    check(seconds_since(started_wall, entry["time"]) < restarted_at,
+          "leadership moved only after the watchdog kill, not by the heartbeat TTL")
+    journal = lab.ssh(host, "journalctl -u consulha@app --no-pager -o cat | grep -i 'watchdog timeout'",
+                      check=False).stdout
+    check(bool(journal.strip()), "no 'Watchdog timeout' in the unit's journal")
+    wait_for(lambda: agent_role(lab, leader) == "standby", 60, f"{host}: agent back as standby", 0.5)
+    check(all(len(values) == 1 for values in seen.values()), f"one epoch, two answers: {seen}")
+    return {"watchdog_leader_moved_dns_s": round(moved_at, 2),
+            "watchdog_restart_s": round(restarted_at, 2)}
+
+
+def step7_acls(lab: Lab) -> dict:
+    management = lab.ssh("sa", "cat /etc/consul.d/acl-management.token").stdout.strip()
+
+    def secret(description: str) -> str:
+        tokens = json.loads(lab.ssh("sa", f"{CONSUL_CLI} acl token list -format=json -token={management}").stdout)
+        accessor = next(t["AccessorID"] for t in tokens if t["Description"] == description)
+        return json.loads(lab.ssh("sa", f"{CONSUL_CLI} acl token read -format=json -id {accessor} "
+                                        f"-token={management}").stdout)["SecretID"]
+
+    def kv_put(key: str, token: str = "") -> tuple[int, str]:
+        option = f"-token={token}" if token else ""
+        result = lab.ssh("ha", f"{CONSUL_CLI} kv put {option} {key} probe", check=False)
+        return result.returncode, result.stdout + result.stderr
+
+    app, billing = secret("consulha app"), secret("consulha billing")
+    code, out = kv_put("consulha/app/deploylab-probe")
+    check(code != 0 and "Permission denied" in out, f"anonymous KV write was not refused: {out}")
+    code, out = kv_put("consulha/billing/deploylab-probe", app)
+    check(code != 0 and "Permission denied" in out, f"group app wrote group billing's prefix: {out}")
+    code, out = kv_put("consulha/app/deploylab-probe", billing)
+    check(code != 0 and "Permission denied" in out, f"group billing wrote group app's prefix: {out}")
+    code, out = kv_put("consulha/app/deploylab-probe", app)
+    check(code == 0, f"control: group app could not write its own prefix: {out}")
+    lab.ssh("ha", f"{CONSUL_CLI} kv delete -token={app} consulha/app/deploylab-probe")
+    return {"acl_checks": 4}
+
+
+def step8_bad_input(lab: Lab, bad_inventory: Path, inventory: Path) -> dict:
+    run = run_playbook(bad_inventory, log_name="8-missing-variable")
+    check(run.returncode != 0, "a host without consul_site did not fail the play")
+    check("consul_site" in run.output, "the failure does not name consul_site:\n" + tail(run.output))
+    check(not run.changed_hosts(), f"hosts changed before the failure: {run.changed_hosts()}")
+    wrong = random_secret()
+    run = run_playbook(inventory, "--limit", "hb", "-e", f"consulha_tsig_secret={wrong}",
+                       log_name="8-unknown-tsig")
+    check(run.returncode != 0, "a TSIG secret BIND does not know passed the play")
+    failed_task = run.output.split("fatal:")[0].rsplit("TASK [", 1)[-1].split("]")[0]
+    check("TSIG" in failed_task and "FAILED" in run.output,
+          f"failed elsewhere than `consulha validate --connect`: {failed_task}")
+    restore = run_playbook(inventory, "--limit", "hb", log_name="8-restore")
+    check(restore.returncode == 0, "restoring the right TSIG secret failed:\n" + tail(restore.output))
+    lab.ssh("hb", f"/opt/consulha/bin/consulha validate -c {CONFIG} --connect")
+    return {"bad_input_checks": 2}
