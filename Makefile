@@ -5,13 +5,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: deps demo test test-fast bench chaos clean
+.PHONY: deps demo test test-fast bench chaos deploy-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
+
+$(VENV)/.deploy-installed: $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[deploy]'
+	touch $@
 
 deps: $(STAMP)
 	@scripts/install-deps
@@ -34,6 +38,13 @@ bench: deps
 
 chaos: deps
 	$(PY) -m pytest -q -m chaos tests/chaos
+
+# The whole topology deployed with ansible/site.yml onto seven systemd-nspawn hosts, then the
+# proof steps of issue 7 (root; ~10 min cold). Figures in bench/results/deploy.json.
+deploy-test: $(VENV)/.deploy-installed
+	@scripts/install-deploy-deps
+	cd ansible && PATH="$(abspath $(VENV))/bin:$$PATH" ansible-lint -q --profile production
+	$(PY) -m deploylab
 
 clean:
 	rm -rf $(VENV) build *.egg-info

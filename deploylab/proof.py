@@ -12,7 +12,8 @@ from deploylab.hosts import Lab
 from deploylab.observe import (APP_HOST, CONFIG, agent_role, check, dns_names, fence_epoch,
                                leader_site, newest_history, other, record_everywhere,
                                seconds_since, soa_serials, status, unit, wait_for)
-from deploylab.playbook import LOCK_DELAY, WATCHDOG_SEC, random_secret, run_playbook, tail
+from deploylab.playbook import (LOCK_DELAY, SITE_YML, WATCHDOG_SEC, random_secret,
+                                run_playbook, tail)
 
 # Stated bound for a failover seen on both DNS servers: check interval 1 s + Consul's sync +
 # lock_delay + DNS update and NOTIFY/IXFR, with a wide margin for a loaded 2-core machine.
@@ -170,13 +171,13 @@ def step8_bad_input(lab: Lab, bad_inventory: Path, inventory: Path) -> dict:
     check("consul_site" in run.output, "the failure does not name consul_site:\n" + tail(run.output))
     check(not run.changed_hosts(), f"hosts changed before the failure: {run.changed_hosts()}")
     wrong = random_secret()
-    run = run_playbook(inventory, "--limit", "hb", "-e", f"consulha_tsig_secret={wrong}",
+    run = run_playbook(inventory, SITE_YML, "--limit", "hb", "-e", f"consulha_tsig_secret={wrong}",
                        log_name="8-unknown-tsig")
     check(run.returncode != 0, "a TSIG secret BIND does not know passed the play")
     failed_task = run.output.split("fatal:")[0].rsplit("TASK [", 1)[-1].split("]")[0]
     check("TSIG" in failed_task and "FAILED" in run.output,
           f"failed elsewhere than `consulha validate --connect`: {failed_task}")
-    restore = run_playbook(inventory, "--limit", "hb", log_name="8-restore")
+    restore = run_playbook(inventory, SITE_YML, "--limit", "hb", log_name="8-restore")
     check(restore.returncode == 0, "restoring the right TSIG secret failed:\n" + tail(restore.output))
     lab.ssh("hb", f"/opt/consulha/bin/consulha validate -c {CONFIG} --connect")
     return {"bad_input_checks": 2}
