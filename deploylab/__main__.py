@@ -77,7 +77,7 @@ def main() -> int:
         detail = getattr(error, "stderr", "") or ""
         if detail:
             log(detail[-2000:])
-        log(f"logs of this run: {RUN_DIR}/*.log, {RUN_DIR}/hosts/*/console.log")
+        log(f"logs of this run: {RUN_DIR}/*.log, {RUN_DIR}/logs/*-console.log")
         return 1
     finally:
         if not args.keep:

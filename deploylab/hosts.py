@@ -10,6 +10,7 @@ the chaos lab (`cha-`, 10.77.0.0/24).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -36,6 +37,8 @@ def sh(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
 class Host:
     name: str
     address: str
+    # This run's nspawn: polled, so that one that exited is reaped and seen as gone.
+    process: subprocess.Popen | None = None
 
     @property
     def netns(self) -> str:
@@ -54,12 +57,9 @@ class Host:
         return self.dir / "nspawn.pid"
 
     def nspawn_pid(self) -> int | None:
-        try:
-            pid = int(self.pidfile.read_text())
-            os.kill(pid, 0)
-            return pid
-        except (OSError, ValueError):
+        if self.process is None or self.process.poll() is not None:
             return None
+        return self.process.pid
 
     def init_pid(self) -> int | None:
         """PID (on this machine) of the container's systemd: the nspawn child that runs it."""
@@ -144,7 +144,8 @@ class Lab:
              f"--network-namespace-path=/run/netns/{host.netns} --resolv-conf=copy-host "
              f"--console=read-only"],
             stdin=subprocess.DEVNULL, stdout=console, stderr=console, start_new_session=True)
-        host.pidfile.write_text(str(process.pid))
+        host.process = process
+        host.pidfile.write_text(str(process.pid))  # for the sweep after a crash of this run
 
     def wait_ready(self, name: str, timeout: float = 120) -> None:
         """Until systemd reports the boot finished and sshd answers."""
@@ -174,20 +175,23 @@ class Lab:
         return sh("ssh", *ssh_options(self.ssh_key), f"root@{self.hosts[name].address}", command,
                   check=check, timeout=timeout)
 
-    def stop(self, name: str, timeout: float = 30) -> None:
-        """Clean poweroff (nspawn turns SIGTERM into a shutdown of the container)."""
-        host = self.hosts[name]
-        pid = host.nspawn_pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)
-        if not wait_gone(pid, timeout):
-            os.killpg(pid, signal.SIGKILL)
-            wait_gone(pid, 5)
-
-    def close(self) -> None:
-        for name in self.hosts:
-            self.stop(name)
+    def close(self, timeout: float = 30) -> None:
+        """Clean poweroff of every host at once (nspawn turns SIGTERM into a shutdown of the
+        container), then the sweep kills whatever did not stop and removes the rest."""
+        running = [host.process for host in self.hosts.values() if host.nspawn_pid() is not None]
+        for process in running:
+            process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass  # the sweep kills it
+        logs = RUN_DIR / "logs"
+        logs.mkdir(exist_ok=True)
+        for host in self.hosts.values():
+            if (host.dir / "console.log").exists():
+                shutil.copy(host.dir / "console.log", logs / f"{host.name}-console.log")
         sweep(self.log)
 
 
@@ -215,8 +219,10 @@ def sweep(log=print) -> None:
     for pidfile in hosts_dir.glob("*/nspawn.pid") if hosts_dir.exists() else []:
         try:
             pid = int(pidfile.read_text())
-            os.killpg(pid, signal.SIGKILL)
-            wait_gone(pid, 10)
+            # Only if that PID is still our nspawn: after a crash it may belong to anybody.
+            if str(pidfile.parent / "root") in Path(f"/proc/{pid}/cmdline").read_text():
+                os.kill(pid, signal.SIGKILL)
+                wait_gone(pid, 10)
         except (OSError, ValueError):
             pass
         pidfile.unlink(missing_ok=True)
