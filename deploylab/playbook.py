@@ -8,7 +8,6 @@ that runs the lab.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import secrets
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from deploylab.hosts import RUN_DIR, Host, ssh_options
+from deploylab.hosts import Host, ssh_options
 
 REPO = Path(__file__).resolve().parent.parent
 SITE_YML = REPO / "ansible" / "site.yml"
@@ -148,7 +147,3 @@ def run_playbook(inventory: Path, playbook: Path = SITE_YML, *extra: str, log_na
 
 def tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
-
-
-def dump(data) -> str:
-    return json.dumps(data, indent=2, sort_keys=True)
