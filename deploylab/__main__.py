@@ -34,7 +34,8 @@ def main() -> int:
     started = time.monotonic()
     log("sweeping leftovers of an earlier run")
     sweep(log)
-    RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    RUN_DIR.chmod(0o700)  # the run's secrets and SSH key live here
     key = RUN_DIR / "id_ed25519"
     for old_key in (key, key.with_suffix(".pub")):
         old_key.unlink(missing_ok=True)

@@ -281,7 +281,11 @@ def remove_cgroup(cgroup: Path) -> None:
 def prepare_base(log=print) -> Path:
     """The base image unpacked for this run (from the cached tarball, built if missing)."""
     base = RUN_DIR / "base"
-    if not (base / "etc/os-release").exists():
+    tarball = rootfs.ensure_tarball(log)
+    stamp = RUN_DIR / "base.from"  # which tarball the unpacked base came from
+    source = f"{tarball} {tarball.stat().st_mtime_ns}"
+    if not stamp.exists() or stamp.read_text() != source:
         sh("rm", "-rf", str(base))
-        rootfs.extract(rootfs.ensure_tarball(log), base)
+        rootfs.extract(tarball, base)
+        stamp.write_text(source)
     return base

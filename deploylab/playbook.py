@@ -99,7 +99,7 @@ def write_group_vars(directory: Path, wheelhouse: Path, tsig_secret: str) -> Non
              "nodes": ["ha", "hb"]},
         ],
     })
-    group_vars = directory / "group_vars"
+    group_vars = directory / "group_vars"  # holds the run's secrets: the run dir is 0700
     group_vars.mkdir(exist_ok=True)
     (group_vars / "all.yml").write_text(yaml.safe_dump(example, sort_keys=False))
 
