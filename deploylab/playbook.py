@@ -137,12 +137,17 @@ def run_playbook(inventory: Path, playbook: Path = SITE_YML, *extra: str, log_na
     seconds = time.monotonic() - started
     output = result.stdout + result.stderr
     (inventory.parent / f"{log_name}.log").write_text(output)
+    return PlaybookRun(result.returncode, seconds, parse_recap(output), output)
+
+
+def parse_recap(output: str) -> dict[str, dict[str, int]]:
+    """Host -> {ok, changed, failed, ...} from the last PLAY RECAP of a run."""
     recap = {}
     for line in output.split("PLAY RECAP")[-1].splitlines():
         match = RECAP_LINE.match(line.strip())
         if match:
             recap[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
-    return PlaybookRun(result.returncode, seconds, recap, output)
+    return recap
 
 
 def tail(text: str, lines: int = 40) -> str:

@@ -47,6 +47,7 @@ def step2_rerun(lab: Lab, inventory: Path) -> dict:
     before = (soa_serials(), record_everywhere())
     run = run_playbook(inventory, log_name="2-rerun")
     check(run.returncode == 0, "site.yml re-run failed:\n" + tail(run.output))
+    check(set(run.recap) == set(lab.hosts), f"no recap line for every host: {run.recap}")
     check(not run.changed_hosts(), f"re-run changed something: {run.changed_hosts()}")
     check((soa_serials(), record_everywhere()) == before, "the re-run changed DNS")
     return {"rerun_s": round(run.seconds, 1), "rerun_changed": sum(c["changed"] for c in run.recap.values())}
@@ -169,6 +170,7 @@ def step8_bad_input(lab: Lab, bad_inventory: Path, inventory: Path) -> dict:
     run = run_playbook(bad_inventory, log_name="8-missing-variable")
     check(run.returncode != 0, "a host without consul_site did not fail the play")
     check("consul_site" in run.output, "the failure does not name consul_site:\n" + tail(run.output))
+    check(set(run.recap) == set(lab.hosts), f"no recap line for every host: {run.recap}")
     check(not run.changed_hosts(), f"hosts changed before the failure: {run.changed_hosts()}")
     wrong = random_secret()
     run = run_playbook(inventory, SITE_YML, "--limit", "hb", "-e", f"consulha_tsig_secret={wrong}",
