@@ -25,7 +25,6 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -34,8 +33,9 @@ from consulha.consul_store import (CheckNotPassing, ConsulRefused, ConsulStore,
                                    ConsulUnavailable, KvEntry)
 from consulha.control import (ControlKeys, ControlState, HandoverRequest, append_history,
                               clear_request, put_request, read_control)
-from consulha.dns import (DnsError, DnsProvider, StaleEpochError, describe_laggards,
-                          make_provider)
+from consulha.backoff import Backoff
+from consulha.dns import DnsProvider, make_provider
+from consulha.publisher import DnsPublisher, iso_now
 from consulha.election import Election, Lease, Role, Transition, lease_duration
 from consulha.health import HealthReporter, script_ttl
 from consulha.hooks import HookRunner
@@ -43,20 +43,6 @@ from consulha.keys import Keys
 from consulha.status import healthy_sites, service_instances
 
 log = logging.getLogger("consulha.agent")
-
-
-class Backoff:
-    """Capped exponential backoff: 0.2 s, 0.4 s, ... up to `cap`."""
-
-    def __init__(self, first: float = 0.2, cap: float = 5.0):
-        self.first, self.cap, self.current = first, cap, 0.0
-
-    def next(self) -> float:
-        self.current = min(self.cap, self.current * 2 if self.current else self.first)
-        return self.current
-
-    def reset(self) -> None:
-        self.current = 0.0
 
 
 class Timing:
@@ -77,10 +63,6 @@ class Timing:
         self.stall_limit = self.standby_wait * 17 / 16 + 2 * self.request_timeout + session.heartbeat_ttl
 
 
-def iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
 class Agent:
     def __init__(self, cfg: Config, store: ConsulStore | None = None,
                  dns: DnsProvider | None = None, transitions_file: str | None = None,
@@ -98,7 +80,6 @@ class Agent:
         # sit in a blocking read, and a heartbeat that lapsed meanwhile would invalidate the
         # session (lock-delay on its keys) before the graceful release.
         self._health_stop = threading.Event()
-        self._dns_wakeup = threading.Event()
         self.session: str | None = None
         self._registered = False
         self._tags_role: str | None = None
@@ -111,7 +92,8 @@ class Agent:
         self._candidate_key_held = False
         self._last_tick = clock()
         self._published_status: dict | None = None
-        self.last_dns: dict | None = None
+        self.publisher = DnsPublisher(cfg.dns, self.dns, self.election, clock, self._hold_off,
+                                      self.timing.dns_poll, self.timing.dns_converge_limit)
         self.hooks = HookRunner(cfg.hooks, cfg.site, cfg.group)
         self.election.subscribe(self._on_transition)
         if transitions_file:
@@ -133,7 +115,8 @@ class Agent:
                  self.timing.renew_interval)
         self.hooks.start()
         threads = [threading.Thread(target=self._watchdog, name="watchdog", daemon=True),
-                   threading.Thread(target=self._dns_loop, name="dns", daemon=True)]
+                   threading.Thread(target=self.publisher.run, args=(self.stop_event,), name="dns",
+                                    daemon=True)]
         for thread in threads:
             thread.start()
         health_started = False
@@ -170,7 +153,7 @@ class Agent:
 
     def stop(self) -> None:
         self.stop_event.set()
-        self._dns_wakeup.set()
+        self.publisher.wake()
 
     def _shutdown(self) -> None:
         epoch = self.election.epoch
@@ -354,7 +337,7 @@ class Agent:
             self.store.release(self.keys.leader, self.session, entry.value)
             log.warning("released a lock we held after standing down")
         elif self.election.promote(epoch, sent_at, "lease restored: the lock never left us"):
-            self._dns_wakeup.set()
+            self.publisher.wake()
         # Otherwise the proof came back after the lease it would grant (Consul slower than the
         # lease): keep the lock, try again on the next pass.
 
@@ -397,7 +380,7 @@ class Agent:
         cause, request = self._cause_of_win(previous, request)
         self._free_seen = None
         if self.election.promote(epoch, sent_at, cause):
-            self._dns_wakeup.set()
+            self.publisher.wake()
             if request is not None:
                 clear_request(self.store, self.control_keys, request)
             append_history(self.store, self.control_keys, {
@@ -516,6 +499,10 @@ class Agent:
         return json.dumps({"site": self.cfg.site, "address": self.cfg.dns.value, "epoch": epoch,
                            "acquired_at": iso_now(), "session": self.session}).encode()
 
+    def _hold_off(self) -> None:
+        """DNS carries a newer epoch than ours: stay away from the lock for one session TTL."""
+        self._hold_off_until = self._clock() + self.cfg.session.ttl
+
     def _drop_session(self, reason: str) -> None:
         self.session = None
         self._leader_index = 0
@@ -534,7 +521,7 @@ class Agent:
     def _publish_site_status(self) -> None:
         status = {"site": self.cfg.site, "role": self.election.role.value,
                   "reason": self.election.reason, "epoch": self.election.epoch,
-                  "dns": self.last_dns}
+                  "dns": self.publisher.last}
         if status == self._published_status:
             return
         self.store.put(self.keys.site_status, json.dumps({**status, "updated_at": iso_now()}).encode())
@@ -546,60 +533,6 @@ class Agent:
         step = min(0.05, self.timing.lease / 8)
         while not self.stop_event.wait(step):
             self.election.fence_if_expired()
-
-    def _dns_loop(self) -> None:
-        """Level-triggered: every pass makes DNS hold our value at our epoch (only a read
-        when it already does). Until every verify server answers it after a write, the
-        next pass comes after dns_poll rather than reconcile_interval, so a value
-        overwritten meanwhile is put back at once, not one interval later."""
-        backoff = Backoff(cap=5.0)
-        written: tuple[int, float, str] | None = None  # epoch, clock and wall time of a write not yet converged
-        wait = self.cfg.dns.reconcile_interval
-        while not self.stop_event.is_set():
-            self._dns_wakeup.wait(wait)
-            self._dns_wakeup.clear()
-            wait = self.cfg.dns.reconcile_interval
-            if self.stop_event.is_set() or not self.election.is_leader():
-                written = None
-                continue
-            epoch = self.election.epoch
-            try:
-                result = self.dns.publish(self.cfg.dns.value, epoch)
-            except StaleEpochError as error:
-                self._hold_off_until = self._clock() + self.cfg.session.ttl
-                self.election.demote(f"stale: DNS carries epoch {error.stored}, newer than ours "
-                                     f"({epoch})")
-                continue
-            except DnsError as error:
-                wait = backoff.next()
-                log.warning("DNS update failed (%s); retrying in %.1fs", error, wait)
-                continue
-            backoff.reset()
-            if result.changed:
-                log.info("DNS %s -> %s written with epoch %d (was %s, epoch %s)", self.cfg.dns.record,
-                         self.cfg.dns.value, epoch, ",".join(result.before.values) or "absent",
-                         result.before.epoch)
-                written = (epoch, self._clock(), iso_now())
-            if written is not None:
-                if self._converged(*written):
-                    written = None
-                else:
-                    wait = self.timing.dns_poll
-
-    def _converged(self, epoch: int, written_at: float, written_wall: str) -> bool:
-        """Whether to stop polling the verify servers for the write made at `written_at`:
-        they all answer our value, or they did not within dns_converge_limit (logged)."""
-        laggards = self.dns.laggards(self.cfg.dns.value)
-        seconds = self._clock() - written_at
-        if laggards and seconds < self.timing.dns_converge_limit:
-            return False
-        if laggards:
-            log.warning("DNS not converged after %.1fs: %s", seconds, describe_laggards(laggards))
-        else:
-            log.info("DNS converged on every verify server in %.3fs", seconds)
-        self.last_dns = {"epoch": epoch, "written_at": written_wall,
-                         "converged_s": None if laggards else round(seconds, 3)}
-        return True
 
     def _on_transition(self, transition: Transition) -> None:
         log.info("role %s -> %s (epoch %s): %s", transition.old.value, transition.new.value,
