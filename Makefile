@@ -17,7 +17,7 @@ deps: $(STAMP)
 	@scripts/install-deps
 
 demo: deps
-	$(PY) -m consulha.lab.demo
+	$(PY) -m lab.demo
 
 test: deps
 	$(PY) -m pytest -q

@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from consulha.config import load_config  # noqa: E402
 from consulha.dns import make_provider  # noqa: E402
-from consulha.lab.consul import ConsulDev  # noqa: E402
-from consulha.lab.named import NamedServer  # noqa: E402
-from consulha.lab.pair import SITE_VALUES, SitePair, wait_until  # noqa: E402
+from lab.consul import ConsulDev  # noqa: E402
+from lab.named import NamedServer  # noqa: E402
+from lab.pair import SITE_VALUES, SitePair, wait_until  # noqa: E402
 from consulha.operations import Operations  # noqa: E402
 from bench.timeline import plot_timeline  # noqa: E402
 

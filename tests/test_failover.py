@@ -8,7 +8,7 @@ import time
 import pytest
 
 from consulha.control import ControlKeys, read_history
-from consulha.lab.pair import SITE_VALUES, wait_until
+from lab.pair import SITE_VALUES, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -165,8 +165,8 @@ def test_consul_restart_under_a_running_agent(lab):
 
 
 def test_consul_down_at_start_is_retried_not_a_crash(tmp_path, named):
-    from consulha.lab.consul import ConsulDev
-    from consulha.lab.pair import SitePair
+    from lab.consul import ConsulDev
+    from lab.pair import SitePair
 
     consul = ConsulDev(tmp_path / "late-consul")  # ports chosen, not started yet
     pair = SitePair(tmp_path, consul, named)

@@ -22,7 +22,7 @@ from consulha.config import CheckConfig, HooksConfig
 from consulha.election import Election, Lease, Role
 from consulha.health import run_script, script_ttl
 from consulha.hooks import HookRunner
-from consulha.lab.toy import ToyService
+from lab.toy import ToyService
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKS = REPO / "checks"

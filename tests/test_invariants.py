@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from consulha.lab.invariants import (Sample, TransitionRecord, Window, check, convergence_time,
+from lab.invariants import (Sample, TransitionRecord, Window, check, convergence_time,
                                      dns_changes, fence_violations, leader_intervals,
                                      load_samples, load_transitions, overlapping_leaders, overlaps)
 

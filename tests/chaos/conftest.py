@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from consulha.lab import netlab
-from consulha.lab.invariants import Report, Window, check
+from lab import netlab
+from lab.invariants import Report, Window, check
 
 
 def pytest_configure(config):

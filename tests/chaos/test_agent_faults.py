@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from consulha.lab.invariants import Window
-from consulha.lab.pair import wait_until
+from lab.invariants import Window
+from lab.pair import wait_until
 
 pytestmark = pytest.mark.chaos
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from consulha.lab.invariants import Window
-from consulha.lab.pair import wait_until
+from lab.invariants import Window
+from lab.pair import wait_until
 from tests.chaos.conftest import settle_unchanged
 
 pytestmark = pytest.mark.chaos

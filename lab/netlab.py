@@ -43,11 +43,11 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from consulha.lab.invariants import Sample
-from consulha.lab.named import NAMED, NamedServer
-from consulha.lab.pair import SITE_VALUES, wait_until
-from consulha.lab.site import AgentProcess, http_service, site_config, write_config
-from consulha.lab.toy import ToyService
+from lab.invariants import Sample
+from lab.named import NAMED, NamedServer
+from lab.pair import SITE_VALUES, wait_until
+from lab.site import AgentProcess, http_service, site_config, write_config
+from lab.toy import ToyService
 
 PREFIX = "cha-"
 NAME_PATTERN = re.compile(r"^cha-([0-9a-f]{6})-[a-z]+$")
@@ -724,7 +724,7 @@ class ChaosLab:
                                  what=f"DNS and lock on {site}", logs=self.logs)
 
     def transitions(self):
-        from consulha.lab.invariants import load_transitions
+        from lab.invariants import load_transitions
         return load_transitions(self.transitions_path)
 
     def logs(self, chars: int = 2500) -> str:

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from consulha.lab.ports import free_port
+from lab.ports import free_port
 
 
 class ConsulDev:
