@@ -17,11 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from consulha.agent import Backoff, TransitionRecorder, consul_check
+from consulha.agent import TransitionRecorder
+from consulha.backoff import Backoff
 from consulha.config import CheckConfig, HooksConfig
 from consulha.election import Election, Lease, Role
 from consulha.health import run_script, script_ttl
 from consulha.hooks import HookRunner
+from consulha.reasons import Cause, Reason
+from consulha.registration import consul_check
 from lab.toy import ToyService
 
 REPO = Path(__file__).resolve().parent.parent
@@ -360,9 +363,9 @@ class TestTransitionRecorder:
         clock, wall = FakeClock(100.0), FakeClock(1_700_000_000.0)
         election = Election(Lease(4.0, clock), clock, wall)
         election.subscribe(TransitionRecorder(str(path), "east"))
-        election.candidate("session s1")
+        election.candidate(r("session s1"))
         clock.now = 101.0
-        election.promote(8, 100.5, "won the lock")
+        election.promote(8, 100.5, r("won the lock"))
         clock.now = 105.0
         election.fence_if_expired()
 
@@ -385,8 +388,13 @@ class TestTransitionRecorder:
         clock = FakeClock()
         election = Election(Lease(4.0, clock), clock, FakeClock())
         election.subscribe(TransitionRecorder(str(path), "west"))
-        election.stop("bye")
+        election.stop(r("bye"))
         lines = path.read_text().splitlines()
         assert lines[0] == '{"site": "old"}'
         assert json.loads(lines[1])["role"] == Role.STOPPED.value
         assert len(lines) == 2
+
+
+def r(text: str) -> Reason:
+    """A reason for the state-machine tests: the kind does not matter to them, the text does."""
+    return Reason(Cause.COMPETING, text)

@@ -68,7 +68,14 @@ def _session(session: Mapping) -> SessionConfig:
     if heartbeat_ttl > ttl:
         message = f"must not exceed session.ttl ({format_duration(ttl)}), got {format_duration(heartbeat_ttl)}"
         raise session.error("heartbeat_ttl", message)
-    return SessionConfig(ttl=ttl, lock_delay=lock_delay, heartbeat_ttl=heartbeat_ttl)
+    config = SessionConfig(ttl=ttl, lock_delay=lock_delay, heartbeat_ttl=heartbeat_ttl)
+    # Imported here: consulha.timing imports the model, which imports this package first.
+    from consulha.timing import Timing
+    try:
+        Timing.of(config)
+    except ValueError as problem:
+        raise session.error("lock_delay", str(problem)) from None
+    return config
 
 
 def _services(top: Mapping) -> tuple[ServiceConfig, ...]:
