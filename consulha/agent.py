@@ -42,6 +42,7 @@ from consulha.reasons import Cause, Reason
 from consulha.records import SiteReport
 from consulha.registration import Registrar
 from consulha.timing import Timing
+from consulha.watch import WATCH_WAIT, PrefixWatch
 
 log = logging.getLogger("consulha.agent")
 
@@ -72,12 +73,14 @@ class Agent:
         self._last_tick = clock()
         self._published: SiteReport | None = None
         self.registrar = Registrar(cfg, self.keys, self.store)
+        self.watch = PrefixWatch(ConsulStore(cfg.consul, self.timing.request_timeout, max_wait=WATCH_WAIT),
+                                 cfg.key_prefix, self.control_keys, self.keys.candidates, clock)
         self.observer = Observer(self.store, self.keys, self.control_keys, self.timing,
-                                 self.election, cfg.site, cfg, clock)
+                                 self.election, cfg.site, cfg, clock, watch=self.watch)
         self.publisher = DnsPublisher(cfg.dns, self.dns, self.election, clock, self._hold_off,
                                       self.timing.dns_poll, self.timing.dns_converge_limit)
         self.lock = LockActions(cfg, self.keys, self.store, self.control_keys, self.election,
-                                self.memory, clock)
+                                self.memory, self.timing, clock)
         self.hooks = HookRunner(cfg.hooks, cfg.site, cfg.group)
         self.election.subscribe(self._on_transition)
         if transitions_file:
@@ -103,6 +106,9 @@ class Agent:
                                     daemon=True)]
         for thread in threads:
             thread.start()
+        # Not joined on stop: it may sit in a blocking read for a minute and holds nothing.
+        threading.Thread(target=self.watch.run, args=(self.stop_event,), name="watch",
+                         daemon=True).start()
         health_started = False
         # Short cap: a leader or a standby with a live session must renew within the session TTL,
         # and one request a second is no load for a Consul that is down.
@@ -178,7 +184,9 @@ class Agent:
         elif d.act == Act.HOLD_OFF:
             pass  # the decision's wait is the hold-off
         elif d.act == Act.CREATE_SESSION:
-            self._create_session()
+            self._create_session(paused=s.control.pause is not None)
+        elif d.act == Act.SWAP_SESSION:
+            self._swap_session(d, s)
         elif d.act == Act.DROP_SESSION:
             self.memory.forget_session()
             if not self.election.demote(d.reason, to=Role.INELIGIBLE):
@@ -229,18 +237,31 @@ class Agent:
                 self.memory.leader_index = 0
                 self.stop_event.wait(self.timing.acquire_retry)
 
-    def _create_session(self) -> None:
+    def _create_session(self, paused: bool) -> None:
         try:
-            session = self.store.create_session(
-                self.keys.session_name, self.keys.session_checks, self.cfg.session.ttl,
-                self.cfg.session.lock_delay)
+            session = self.lock.create_session(paused)
         except CheckNotPassing as error:
             self.election.ineligible(Reason(Cause.NOT_A_CANDIDATE, f"not a candidate: {error}"))
             self.stop_event.wait(NOT_CANDIDATE_RETRY)
             return
-        self.memory.new_session(session, self._clock(), self.timing.renew)
-        self.election.candidate(Reason(Cause.SESSION_CREATED,
-                                       f"session {session[:8]} created: every check passing"))
+        self.memory.new_session(session, paused, self._clock(), self.timing.renew)
+        self.election.candidate(Reason(Cause.SESSION_CREATED, f"session {session[:8]} created: "
+                                       + ("paused, node checks passing" if paused else "every check passing")))
+
+    def _swap_session(self, d: Decision, s: Snapshot) -> None:
+        """Pause or resume: a session's checks cannot change, so take a new one. A leader moves
+        the lock to it without letting anyone in between (see LockActions.reanchor)."""
+        paused = s.control.pause is not None
+        log.info("%s", d.reason)
+        if s.role != Role.LEADER:
+            self.lock.end_session()
+            self._create_session(paused)
+            return
+        try:
+            self.lock.reanchor(paused, s.wall)
+        except CheckNotPassing as error:
+            # Resumed while one of our checks fails: what the pause held back happens now.
+            self.lock.hand_over(Reason(Cause.CHECK_FAILED, f"failover resumed with a failing check: {error}"))
 
     def _hold_off(self) -> None:
         """DNS carries a newer epoch than ours: stay away from the lock for one session TTL."""

@@ -106,6 +106,26 @@ class MaintenanceMark:
 
 
 @dataclass(frozen=True)
+class PauseMark:
+    """Present while the group's automatic failover is paused: nobody takes a free lock and a
+    failing service check does not release it; planned handovers still work."""
+    by: str = ""
+    reason: str = ""
+    since: float = field(default_factory=time.time)
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def decode(cls, entry: KvEntry) -> "PauseMark":
+        """Any value pauses the group: a mark written by hand, even unreadable, still counts."""
+        data = entry.json()
+        data = data if isinstance(data, dict) else {}
+        return cls(by=str(data.get("by") or ""), reason=str(data.get("reason") or ""),
+                   since=float(data.get("since") or 0.0))
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """One leadership change: who won at which epoch, from whom, and why."""
     epoch: int | None
@@ -124,6 +144,7 @@ class ControlState:
     """Everything under <prefix>/control/ at one moment."""
     handover: HandoverRequest | None = None
     maintenance: dict[str, MaintenanceMark] = field(default_factory=dict)
+    pause: PauseMark | None = None
 
     def in_maintenance(self, site: str) -> MaintenanceMark | None:
         return self.maintenance.get(site)
@@ -134,6 +155,7 @@ class ControlKeys:
         self.prefix = f"{key_prefix}/control/"
         self.handover = f"{self.prefix}handover"
         self.maintenance_prefix = f"{self.prefix}maintenance/"
+        self.pause = f"{self.prefix}pause"
         self.history = f"{key_prefix}/history"
 
     def maintenance(self, site: str) -> str:
@@ -142,14 +164,21 @@ class ControlKeys:
 
 def read_control(store: ConsulStore, keys: ControlKeys) -> ControlState:
     _, entries = store.get_prefix(keys.prefix)
-    handover = None
+    return control_state(entries, keys)
+
+
+def control_state(entries: list[KvEntry], keys: ControlKeys) -> ControlState:
+    """The control state in `entries` (others, outside <prefix>/control/, are ignored)."""
+    handover = pause = None
     maintenance = {}
     for entry in entries:
         if entry.key == keys.handover:
             handover = HandoverRequest.decode(entry)
+        elif entry.key == keys.pause:
+            pause = PauseMark.decode(entry)
         elif entry.key.startswith(keys.maintenance_prefix):
             maintenance[entry.key.removeprefix(keys.maintenance_prefix)] = MaintenanceMark.decode(entry)
-    return ControlState(handover, maintenance)
+    return ControlState(handover, maintenance, pause)
 
 
 def put_request(store: ConsulStore, keys: ControlKeys, request: HandoverRequest) -> bool:

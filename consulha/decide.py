@@ -10,6 +10,8 @@ The rules, in the order they are tried:
                        else CREATE_SESSION
     not leader, marked for maintenance -> WITHDRAW (the leader hands over first, below)
     session gone       a renewal found it invalidated -> DROP_SESSION
+    pause changed      the session is tied to the wrong checks for the pause state (paused: no
+                       service checks) -> SWAP_SESSION (a leader only while the lock is ours)
     leader             the lock not ours -> DEMOTE; else (the read confirms the lease)
                        expired request -> EXPIRE_REQUEST; own maintenance -> HAND_OVER to the
                        chosen site (or stay when none and not forced); pending request ->
@@ -19,8 +21,9 @@ The rules, in the order they are tried:
     standby, held      the preferred site, healthy for the failback delay -> ASK_FAILBACK;
                        else STAND_BY
     standby, free      the old leader may still lead (a free key that was not released on
-                       purpose: wait one lease from first sight), held off, or a live request
-                       names another site -> WAIT_FOR_LOCK; else ACQUIRE
+                       purpose: wait one lease from first sight), held off, paused (unless a
+                       live request names us), or a live request names another site ->
+                       WAIT_FOR_LOCK; else ACQUIRE
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Act(str, Enum):
     HOLD_OFF = "hold_off"
     CREATE_SESSION = "create_session"
     DROP_SESSION = "drop_session"
+    SWAP_SESSION = "swap_session"
     DEMOTE = "demote"
     CONFIRM = "confirm"
     EXPIRE_REQUEST = "expire_request"
@@ -76,6 +80,7 @@ class Snapshot:
     control: ControlState
     session: str | None = None
     session_alive: bool = True       # False: a renewal in this pass found the session gone
+    session_paused: bool = False     # our session was made for a paused group (no service checks)
     leader: LeaderKey | None = None  # read in this pass whenever we have a session
     read_sent_at: float = 0.0        # send time of that read: what a confirmation proves
     free_since: float | None = None  # when we first saw the leader key free in its current state
@@ -108,6 +113,13 @@ def decide(s: Snapshot, policy: Policy) -> Decision:
         return Decision(Act.DROP_SESSION, Reason(
             Cause.SESSION_INVALIDATED, "session invalidated (a check went critical or the TTL expired)"))
     assert s.leader is not None, "a pass with a session reads the leader key"
+    paused = s.control.pause is not None
+    if paused != s.session_paused and (s.role != Role.LEADER or s.leader.holder == s.session):
+        if paused:
+            return Decision(Act.SWAP_SESSION, Reason(Cause.PAUSED, f"failover paused by "
+                            f"{s.control.pause.by}: session without the service checks"))
+        return Decision(Act.SWAP_SESSION, Reason(Cause.PAUSED, "failover resumed: session tied "
+                                                 "to every check again"))
     if s.role == Role.LEADER:
         return _lead(s, policy)
     return _stand_by(s, policy)
@@ -165,6 +177,11 @@ def _stand_by(s: Snapshot, policy: Policy) -> Decision:
     old_leader_gone_at = (s.free_since if s.free_since is not None else s.now) + (
         0.0 if released else policy.timing.lease)
     request = s.control.handover
+    if s.control.pause is not None and not (request is not None and request.live(s.wall)
+                                            and request.to == policy.site):
+        return Decision(Act.WAIT_FOR_LOCK, Reason(Cause.PAUSED, f"lock free, failover paused by "
+                        f"{s.control.pause.by}: {s.control.pause.reason or 'no reason given'}"),
+                        wait=policy.timing.acquire_retry)
     if s.now < max(s.hold_off_until, old_leader_gone_at):
         return Decision(Act.WAIT_FOR_LOCK, Reason(Cause.COMPETING, "lock free: waiting one lease "
                         "for the old leader to fence itself"), wait=policy.timing.acquire_retry)
@@ -177,7 +194,7 @@ def _stand_by(s: Snapshot, policy: Policy) -> Decision:
 def _failback_due(s: Snapshot, policy: Policy) -> bool:
     return (policy.preferred_site == policy.site and s.leader.holder_site not in (None, policy.site)
             and s.role == Role.STANDBY and s.now - s.role_since >= policy.failback_delay
-            and s.control.handover is None)
+            and s.control.handover is None and s.control.pause is None)
 
 
 def loss_reason(leader: LeaderKey) -> Reason:

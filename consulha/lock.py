@@ -21,16 +21,20 @@ from consulha.observe import SessionMemory
 from consulha.reasons import Reason
 from consulha.records import CandidateRecord, LeaderRecord
 from consulha.status import service_instances
+from consulha.timing import Timing
 
 log = logging.getLogger("consulha.agent")
 
 FAILBACK_REQUEST_TTL = 30.0  # a failback request nobody honours lapses after this
+REANCHOR_RESERVATION = 10.0  # how long others stand back while a leader moves to a new session
 
 
 class LockActions:
     def __init__(self, cfg: Config, keys: Keys, store: ConsulStore, control_keys: ControlKeys,
-                 election: Election, memory: SessionMemory, clock: Callable[[], float]):
+                 election: Election, memory: SessionMemory, timing: Timing,
+                 clock: Callable[[], float]):
         self.cfg = cfg
+        self.timing = timing
         self.keys = keys
         self.store = store
         self.control_keys = control_keys
@@ -118,6 +122,45 @@ class LockActions:
     def holds_leader_key(self) -> bool:
         _, entry = self.store.get(self.keys.leader)
         return entry is not None and entry.session == self.memory.session
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def create_session(self, paused: bool) -> str:
+        """A session tied to every check, or while paused to the node checks and the heartbeat
+        only. Raises CheckNotPassing while one of those checks is not passing."""
+        checks = self.keys.paused_session_checks if paused else self.keys.session_checks
+        return self.store.create_session(self.keys.session_name, checks, self.cfg.session.ttl,
+                                         self.cfg.session.lock_delay)
+
+    def reanchor(self, paused: bool, wall: float) -> None:
+        """Move the lock we lead with to a new session of the other kind, at the same epoch.
+
+        The lock is free for a moment between the release and the new acquire (one session
+        cannot hand a key to another), so a request reserving it for us is written first: every
+        other candidate stands back while a live request names someone else. An explicit release
+        puts no lock-delay on the key. Raises CheckNotPassing (nothing changed) when the new
+        session cannot be made."""
+        new_session = self.create_session(paused)
+        old_session, epoch = self.memory.session, self.election.epoch
+        reservation = HandoverRequest(to=self.cfg.site, by=f"consulha site {self.cfg.site}",
+                                      kind="reanchor", state="accepted", requested_at=wall,
+                                      expires_at=wall + REANCHOR_RESERVATION)
+        if not put_request(self.store, self.control_keys, reservation):
+            self.store.destroy_session(new_session)  # a request is in the way: next pass
+            return
+        self.store.release(self.keys.leader, old_session, self._record(epoch).encode())
+        record = LeaderRecord(site=self.cfg.site, address=self.cfg.dns.value, epoch=epoch,
+                              session=new_session)
+        moved = self.store.acquire(self.keys.leader, record.encode(), new_session)
+        self.end_session()
+        self.memory.new_session(new_session, paused, self._clock(), self.timing.renew)
+        _, current = self.store.get(self.control_keys.handover)
+        ours = HandoverRequest.decode(current) if current is not None else None
+        if ours is not None and ours.kind == "reanchor" and ours.to == self.cfg.site:
+            clear_request(self.store, self.control_keys, ours)
+        if not moved:
+            self.election.demote(Reason(Cause.LOCK_HELD_BY_OTHER, "lost the lock while moving it "
+                                        "to a new session"))
 
     # -- candidacy and requests -----------------------------------------------------------------
 

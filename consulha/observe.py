@@ -2,9 +2,11 @@
 
 Order matters. The leader key is read first (a standby blocks on it with an index, a leader
 reads it consistently and notes the send time: the proof its lease rests on), then the control
-state, so a handover request written while a standby blocked is seen in the same pass that sees
-the key free. A session that is due for renewal is renewed first: Consul tells whether a session
-is still alive only through a renewal.
+state. The control state and the candidate keys come from the group's PrefixWatch while its
+answer is fresh; a standby that sees the key free reads the control state directly, so a
+handover request written while it blocked is seen in the same pass that sees the key free.
+A session that is due for renewal is renewed first: Consul tells whether a session is still
+alive only through a renewal.
 """
 
 from __future__ import annotations
@@ -21,20 +23,23 @@ from consulha.keys import Keys
 from consulha.records import LeaderKey
 from consulha.status import read_peers
 from consulha.timing import Timing
+from consulha.watch import PrefixWatch
 
 
 @dataclass
 class SessionMemory:
     """What the agent carries from one pass to the next (everything else is re-read)."""
     session: str | None = None
+    session_paused: bool = False        # made while the group was paused: no service checks
     next_renew: float = 0.0
     candidate_key_held: bool = False
     leader_index: int = 0               # blocking-query index of the leader key
     free_seen: tuple[int, float] | None = None  # (ModifyIndex of the free key, first seen at)
     hold_off_until: float = 0.0
 
-    def new_session(self, session: str, now: float, renew: float) -> None:
+    def new_session(self, session: str, paused: bool, now: float, renew: float) -> None:
         self.session, self.next_renew, self.candidate_key_held = session, now + renew, False
+        self.session_paused = paused
 
     def forget_session(self) -> None:
         self.session, self.leader_index, self.candidate_key_held = None, 0, False
@@ -43,7 +48,7 @@ class SessionMemory:
 class Observer:
     def __init__(self, store: ConsulStore, keys: Keys, control_keys: ControlKeys, timing: Timing,
                  election: Election, site: str, cfg, clock: Callable[[], float],
-                 wall_clock: Callable[[], float] = time.time):
+                 wall_clock: Callable[[], float] = time.time, watch: PrefixWatch | None = None):
         self.store = store
         self.keys = keys
         self.control_keys = control_keys
@@ -53,6 +58,7 @@ class Observer:
         self.cfg = cfg
         self._clock = clock
         self._wall_clock = wall_clock
+        self._watch = watch
         self.local_checks: dict[str, dict] | None = None  # read when the session was renewed or made
 
     def observe(self, memory: SessionMemory) -> Snapshot:
@@ -60,10 +66,9 @@ class Observer:
         if memory.session is None:
             if self._clock() >= memory.hold_off_until:
                 self.local_checks = self.store.local_checks()
-            return self._snapshot(memory, read_control(self.store, self.control_keys))
+            return self._snapshot(memory, self._control(memory))
         if not self._renew_if_due(memory):
-            return self._snapshot(memory, read_control(self.store, self.control_keys),
-                                  session_alive=False)
+            return self._snapshot(memory, self._control(memory), session_alive=False)
         sent_at = self._clock()
         if self.election.role == Role.LEADER:
             _, entry = self.store.get(self.keys.leader)
@@ -73,7 +78,7 @@ class Observer:
             # A smaller index means Consul's state was reset (restored or rebuilt): start over.
             memory.leader_index = index if index >= memory.leader_index else 0
         leader = LeaderKey.of(entry)
-        control = read_control(self.store, self.control_keys)
+        control = self._control(memory, fresh=not leader.held and self.election.role != Role.LEADER)
         peers = None
         if self.election.role == Role.LEADER and leader.holder == memory.session and (
                 control.in_maintenance(self.site) or (control.handover and control.handover.state == "pending")):
@@ -84,6 +89,7 @@ class Observer:
     def _snapshot(self, memory: SessionMemory, control: ControlState, **observed) -> Snapshot:
         return Snapshot(now=self._clock(), wall=self._wall_clock(), role=self.election.role,
                         role_since=self.election.since, control=control, session=memory.session,
+                        session_paused=memory.session_paused,
                         hold_off_until=memory.hold_off_until, **observed)
 
     def _renew_if_due(self, memory: SessionMemory) -> bool:
@@ -94,9 +100,20 @@ class Observer:
             return False
         memory.next_renew = self._clock() + self.timing.renew
         self.local_checks = self.store.local_checks()
-        _, candidate = self.store.get(self.keys.candidate(self.site))
-        memory.candidate_key_held = candidate is not None and candidate.session == memory.session
+        if self._watch is None or self._watch.view() is None:
+            _, candidate = self.store.get(self.keys.candidate(self.site))
+            memory.candidate_key_held = candidate is not None and candidate.session == memory.session
         return True
+
+    def _control(self, memory: SessionMemory, fresh: bool = False) -> ControlState:
+        """The control state from the watch while its answer is recent, else read now. The
+        watch also tells whether our candidate key is still ours (an operator may delete it)."""
+        view = None if fresh or self._watch is None else self._watch.view()
+        if view is None:
+            return read_control(self.store, self.control_keys)
+        if memory.session is not None and view.candidate_holders.get(self.site) != memory.session:
+            memory.candidate_key_held = False
+        return view.control
 
     def _standby_wait(self, memory: SessionMemory) -> float:
         return max(0.05, min(self.timing.standby_wait, memory.next_renew - self._clock()))

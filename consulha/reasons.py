@@ -19,6 +19,7 @@ class Cause(str, Enum):
     CONSUL_UNAVAILABLE = "consul_unavailable"
     CONSUL_REFUSED = "consul_refused"
     MAINTENANCE = "maintenance"
+    PAUSED = "paused"                            # automatic failover paused for the group
     # losing the lock
     LEADER_KEY_DELETED = "leader_key_deleted"
     LOCK_RELEASED = "lock_released"

@@ -15,7 +15,7 @@ import pytest
 from consulha.agent import Agent
 from consulha.config import Config, ConsulConfig, DnsConfig, ElectionConfig, SessionConfig
 from consulha.consul_store import CheckNotPassing, KvEntry
-from consulha.control import ControlKeys, ControlState, HandoverRequest
+from consulha.control import ControlKeys, ControlState, HandoverRequest, PauseMark
 from consulha.decide import Act, Decision, Snapshot
 from consulha.dns import StaleEpochError
 from consulha.election import Election, Lease, Role
@@ -26,6 +26,7 @@ from consulha.publisher import DnsPublisher
 from consulha.reasons import Cause, Reason
 from consulha.records import LeaderKey, LeaderRecord
 from consulha.timing import Timing
+from consulha.watch import GroupView
 
 LEADER_KEY = "consulha/app/leader"
 CANDIDATE_KEY = "consulha/app/candidates/a"
@@ -88,7 +89,8 @@ def standby(clock) -> Election:
 def actions(store, election, clock, memory=None) -> LockActions:
     cfg = config()
     memory = memory or SessionMemory(session=SESSION, candidate_key_held=True)
-    return LockActions(cfg, Keys(cfg), store, ControlKeys(cfg.key_prefix), election, memory, clock)
+    return LockActions(cfg, Keys(cfg), store, ControlKeys(cfg.key_prefix), election, memory,
+                       Timing.of(cfg.session), clock)
 
 
 def free_snapshot(clock, previous: LeaderRecord | None, handover: HandoverRequest | None = None) -> Snapshot:
@@ -193,10 +195,43 @@ def test_keep_candidate_key_is_retried_until_held(clock):
 
 # -- observe ---------------------------------------------------------------------------------------
 
-def observer(store, election, clock) -> Observer:
+def observer(store, election, clock, watch=None) -> Observer:
     cfg = config()
     return Observer(store, Keys(cfg), ControlKeys(cfg.key_prefix), Timing.of(cfg.session), election,
-                    "a", cfg, clock, wall_clock=lambda: 1_700_000_000.0)
+                    "a", cfg, clock, wall_clock=lambda: 1_700_000_000.0, watch=watch)
+
+
+class FreshWatch:
+    def __init__(self, control, holders):
+        self._view = GroupView(control, holders, answered_at=0.0)
+
+    def view(self):
+        return self._view
+
+
+def test_a_fresh_watch_spares_the_control_read_while_the_key_is_held(clock):
+    memory = SessionMemory(session=SESSION, next_renew=clock.now + 1, candidate_key_held=True)
+    held = entry(LEADER_KEY, {"site": "b", "epoch": 3}, "s-b")
+    store = ScriptedStore(("get", None, (9, held)))
+    watch = FreshWatch(ControlState(pause=PauseMark(by="ops")), {"a": SESSION})
+    snapshot = observer(store, standby(clock), clock, watch).observe(memory)
+    assert snapshot.control.pause is not None and memory.candidate_key_held and store.finished()
+
+
+def test_a_free_key_reads_control_directly_despite_the_watch(clock):
+    """A request written while we blocked must be seen in the pass that sees the key free."""
+    memory = SessionMemory(session=SESSION, next_renew=clock.now + 1, candidate_key_held=True)
+    store = ScriptedStore(("get", None, (9, None)), ("get_prefix", None, (9, [])))
+    watch = FreshWatch(ControlState(), {"a": SESSION})
+    observer(store, standby(clock), clock, watch).observe(memory)
+    assert store.finished()
+
+
+def test_the_watch_notices_that_our_candidate_key_was_taken_from_us(clock):
+    memory = SessionMemory(session=SESSION, next_renew=clock.now + 1, candidate_key_held=True)
+    store = ScriptedStore(("get", None, (9, entry(LEADER_KEY, {"site": "b"}, "s-b"))))
+    observer(store, standby(clock), clock, FreshWatch(ControlState(), {"a": None})).observe(memory)
+    assert not memory.candidate_key_held
 
 
 def test_a_standby_blocks_on_the_leader_key_then_reads_control(clock):
@@ -330,3 +365,36 @@ def test_a_dropped_session_demotes_a_leader_to_ineligible(clock):
     agent.election.promote(5, clock.now, Reason(Cause.INITIAL_ELECTION))
     agent._act(decided(Act.DROP_SESSION, Cause.SESSION_INVALIDATED), free_snapshot(clock, None))
     assert agent.election.role == Role.INELIGIBLE and agent.memory.session is None
+
+
+def test_reanchor_reserves_the_lock_then_moves_it_to_the_new_session_at_the_same_epoch(clock):
+    election = standby(clock)
+    election.promote(42, clock.now, Reason(Cause.INITIAL_ELECTION))
+    reservation = {"to": "a", "by": "consulha site a", "kind": "reanchor", "state": "accepted",
+                   "requested_at": 1.0, "expires_at": 2e9}
+    store = ScriptedStore(
+        ("create_session", lambda name, checks, ttl, lock_delay: not any(c.startswith("service:") for c in checks),
+         "s-new"),
+        ("put", lambda key, value, cas: key.endswith("control/handover") and cas == 0
+         and json.loads(value)["kind"] == "reanchor", True),
+        ("release", lambda key, session, value: key == LEADER_KEY and session == SESSION, True),
+        ("acquire", lambda key, value, session: session == "s-new" and json.loads(value)["epoch"] == 42, True),
+        ("release", lambda key, session, value: key == CANDIDATE_KEY and session == SESSION, True),
+        ("destroy_session", lambda session: session == SESSION, None),
+        ("get", None, (50, entry("consulha/app/control/handover", reservation, index=50))),
+        ("delete", lambda key, cas: cas == 50, True),
+    )
+    memory = SessionMemory(session=SESSION, candidate_key_held=True)
+    actions(store, election, clock, memory).reanchor(paused=True, wall=1.0)
+    assert (memory.session, memory.session_paused) == ("s-new", True)
+    assert (election.role, election.epoch) == (Role.LEADER, 42) and store.finished()
+
+
+def test_reanchor_waits_when_another_request_is_in_the_way(clock):
+    election = standby(clock)
+    election.promote(42, clock.now, Reason(Cause.INITIAL_ELECTION))
+    store = ScriptedStore(("create_session", None, "s-new"), ("put", None, False),
+                          ("destroy_session", lambda session: session == "s-new", None))
+    memory = SessionMemory(session=SESSION, candidate_key_held=True)
+    actions(store, election, clock, memory).reanchor(paused=True, wall=1.0)
+    assert memory.session == SESSION and election.role == Role.LEADER and store.finished()

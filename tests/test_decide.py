@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from consulha.config import SessionConfig
-from consulha.control import ControlState, HandoverRequest, MaintenanceMark
+from consulha.control import ControlState, HandoverRequest, MaintenanceMark, PauseMark
 from consulha.decide import Act, Policy, Snapshot, cause_of_win, decide, loss_reason
 from consulha.election import Role
 from consulha.reasons import Cause, Reason
@@ -46,8 +46,9 @@ def request(to: str | None = "b", state: str = "pending", kind: str = "handover"
                            expires_at=WALL + expires_in, modify_index=3)
 
 
-def control(handover: HandoverRequest | None = None, **marks: MaintenanceMark) -> ControlState:
-    return ControlState(handover=handover, maintenance=dict(marks))
+def control(handover: HandoverRequest | None = None, pause: PauseMark | None = None,
+            **marks: MaintenanceMark) -> ControlState:
+    return ControlState(handover=handover, maintenance=dict(marks), pause=pause)
 
 
 def snap(role: Role = Role.STANDBY, leader: LeaderKey | None = HELD_BY_B, **changes) -> Snapshot:
@@ -60,6 +61,7 @@ def leading(**changes) -> Snapshot:
     return snap(**{"role": Role.LEADER, "leader": HELD_BY_US, "peers": BOTH_HEALTHY, **changes})
 
 
+PAUSE = PauseMark(by="ops@host", reason="network work")
 MARK = MaintenanceMark(reason="kernel upgrade", by="ops@host")
 FORCED = MaintenanceMark(reason="rack move", by="ops@host", force=True)
 
@@ -157,6 +159,27 @@ ROWS = [
     ("free, the request naming another site expired: acquire",
      snap(leader=FREE_RELEASED, free_since=NOW, control=control(request("c", expires_in=-1))), POLICY,
      Act.ACQUIRE, Cause.COMPETING),
+    # -- pause: nobody takes a free lock, no service check in the sessions, handover still works
+    ("paused, standby with a full session: swap it", snap(control=control(pause=PAUSE)), POLICY, Act.SWAP_SESSION,
+     Cause.PAUSED),
+    ("paused, leader with a full session: swap it", leading(control=control(pause=PAUSE)), POLICY, Act.SWAP_SESSION,
+     Cause.PAUSED),
+    ("paused, leader that lost the lock: demote first", leading(control=control(pause=PAUSE), leader=HELD_BY_B),
+     POLICY, Act.DEMOTE, Cause.LOCK_HELD_BY_OTHER),
+    ("resumed, paused session: swap back", snap(session_paused=True), POLICY, Act.SWAP_SESSION, Cause.PAUSED),
+    ("paused leader: confirm", leading(control=control(pause=PAUSE), session_paused=True), POLICY, Act.CONFIRM,
+     Cause.COMPETING),
+    ("paused leader, planned handover: hand over",
+     leading(control=control(request("b"), pause=PAUSE), session_paused=True), POLICY, Act.HAND_OVER, Cause.HANDOVER),
+    ("paused, lock free: nobody takes it",
+     snap(leader=FREE_INVALIDATED, free_since=NOW - 10, control=control(pause=PAUSE), session_paused=True), POLICY,
+     Act.WAIT_FOR_LOCK, Cause.PAUSED),
+    ("paused, lock released for us by a handover: acquire",
+     snap(leader=FREE_RELEASED, free_since=NOW, control=control(request("a", state="accepted"), pause=PAUSE),
+          session_paused=True), POLICY, Act.ACQUIRE, Cause.COMPETING),
+    ("paused, preferred site: no failback request",
+     snap(role_since=NOW - 600, control=control(pause=PAUSE), session_paused=True), PREFERRED, Act.STAND_BY,
+     Cause.COMPETING),
     ("free, the request naming another site was refused: acquire",
      snap(leader=FREE_RELEASED, free_since=NOW, control=control(request("c", state="refused"))), POLICY,
      Act.ACQUIRE, Cause.COMPETING),

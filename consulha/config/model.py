@@ -46,6 +46,8 @@ class SessionConfig:
     ttl: float = 10.0
     lock_delay: float = 1.0
     heartbeat_ttl: float = 3.0
+    # Node-level checks the session is tied to besides the service checks and the heartbeat.
+    node_checks: tuple[str, ...] = ("serfHealth",)
 
 
 @dataclass(frozen=True)
