@@ -17,12 +17,13 @@ log = logging.getLogger("consulha.agent")
 
 
 def consul_check(check: CheckConfig) -> dict:
-    """The Consul check definition for a service check (script checks become TTL checks)."""
-    if check.kind == "http":
-        return {"HTTP": check.target, "Interval": f"{check.interval}s", "Timeout": f"{check.timeout}s"}
-    if check.kind == "tcp":
-        return {"TCP": check.target, "Interval": f"{check.interval}s", "Timeout": f"{check.timeout}s"}
-    return {"TTL": f"{script_ttl(check)}s", "Notes": f"pushed by consulha: {check.target}"}
+    """The Consul check definition for a service check. Consul runs HTTP and TCP checks and
+    debounces them itself; script checks become TTL checks that the agent runs and debounces."""
+    if check.kind == "script":
+        return {"TTL": f"{script_ttl(check)}s", "Notes": f"pushed by consulha: {check.target}"}
+    return {check.kind.upper(): check.target, "Interval": f"{check.interval}s",
+            "Timeout": f"{check.timeout}s", "FailuresBeforeCritical": check.failures_before_critical,
+            "SuccessBeforePassing": check.success_before_passing}
 
 
 class Registrar:

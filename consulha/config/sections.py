@@ -106,7 +106,8 @@ def _services(top: Mapping) -> tuple[ServiceConfig, ...]:
             raise service.error("name", message)
         first_line_of_name[name] = service.line_of("name")
         port = service.get("port", values.integer(1, 65535), None)
-        check = _check(service.section("check", (*_CHECK_KINDS, "interval", "timeout"), required=True))
+        check = _check(service.section("check", (*_CHECK_KINDS, "interval", "timeout", "failures_before_critical",
+                                                        "success_before_passing"), required=True))
         services.append(ServiceConfig(name=name, check=check, port=port))
     return tuple(services)
 
@@ -126,7 +127,9 @@ def _check(check: Mapping) -> CheckConfig:
     timeout = check.get("timeout", values.duration(0, 3600), min(interval, 10.0))
     if timeout == 0:
         raise check.error("timeout", "must be greater than 0")
-    return CheckConfig(kind=kind, target=target, interval=interval, timeout=timeout)
+    return CheckConfig(kind=kind, target=target, interval=interval, timeout=timeout,
+                       failures_before_critical=check.get("failures_before_critical", values.integer(1, 100), 1),
+                       success_before_passing=check.get("success_before_passing", values.integer(1, 100), 1))
 
 
 _DNS_KEYS = (
