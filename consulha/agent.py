@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +36,7 @@ from consulha.election import Election, Lease, Role, Transition
 from consulha.health import HealthReporter
 from consulha.hooks import HookRunner
 from consulha.keys import Keys
+from consulha.localtruth import explain_blind_catalog
 from consulha.lock import LockActions
 from consulha.observe import Observer, SessionMemory
 from consulha.publisher import DnsPublisher
@@ -214,7 +216,11 @@ class Agent:
             accepted = d.request is None or put_request(
                 self.store, self.control_keys, d.request.with_state("accepted", to=d.target))
             if accepted:
-                self.lock.hand_over(d.reason)
+                reason = d.reason
+                if reason.cause == Cause.CHECK_FAILED:  # local truth: say why Consul did not act
+                    reason = replace(reason, detail=f"{reason}; {explain_blind_catalog(self.store)}")
+                    log.warning("stepping down: %s", reason)
+                self.lock.hand_over(reason)
 
     def _act_as_standby(self, d: Decision, s: Snapshot) -> None:
         self.lock.keep_candidate_key()

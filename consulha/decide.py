@@ -6,14 +6,16 @@ out (consulha.agent). Nothing here does I/O or reads a clock: the snapshot carri
 so every rule is a row in a table test.
 
 The rules, in the order they are tried:
-    no session         maintenance -> WITHDRAW; held off (stale epoch) -> HOLD_OFF;
-                       else CREATE_SESSION
-    not leader, marked for maintenance -> WITHDRAW (the leader hands over first, below)
+    no session         maintenance or a check the local Consul agent sees critical -> WITHDRAW;
+                       held off (stale epoch) -> HOLD_OFF; else CREATE_SESSION
+    not leader, marked for maintenance or a local check critical -> WITHDRAW (the leader
+                       hands over first, below)
     session gone       a renewal found it invalidated -> DROP_SESSION
     pause changed      the session is tied to the wrong checks for the pause state (paused: no
                        service checks) -> SWAP_SESSION (a leader only while the lock is ours)
     leader             the lock not ours -> DEMOTE; else (the read confirms the lease)
-                       expired request -> EXPIRE_REQUEST; own maintenance -> HAND_OVER to the
+                       a local check critical (not paused) -> HAND_OVER to anyone (local truth:
+                       the catalog may not know yet, or ever); expired request -> EXPIRE_REQUEST; own maintenance -> HAND_OVER to the
                        chosen site (or stay when none and not forced); pending request ->
                        HAND_OVER or REFUSE_REQUEST; else CONFIRM
     standby, lock ours we fenced ourselves and the lock never left us: RESUME at the same epoch,
@@ -81,6 +83,7 @@ class Snapshot:
     session: str | None = None
     session_alive: bool = True       # False: a renewal in this pass found the session gone
     session_paused: bool = False     # our session was made for a paused group (no service checks)
+    local_failing: tuple[str, ...] = ()  # our services whose check the local agent sees critical
     leader: LeaderKey | None = None  # read in this pass whenever we have a session
     read_sent_at: float = 0.0        # send time of that read: what a confirmation proves
     free_since: float | None = None  # when we first saw the leader key free in its current state
@@ -100,15 +103,18 @@ class Decision:
 
 def decide(s: Snapshot, policy: Policy) -> Decision:
     mark = s.control.in_maintenance(policy.site)
+    unhealthy = _local_truth(s)
     if s.session is None:
         if mark is not None:
             return Decision(Act.WITHDRAW, mark.why(), wait=WITHDRAW_WAIT)
+        if unhealthy is not None:
+            return Decision(Act.WITHDRAW, unhealthy, wait=WITHDRAW_WAIT)
         if s.now < s.hold_off_until:
             return Decision(Act.HOLD_OFF, Reason(Cause.STALE_EPOCH, "held off: DNS carried a "
                             "newer epoch than ours"), wait=s.hold_off_until - s.now)
         return Decision(Act.CREATE_SESSION, Reason(Cause.SESSION_CREATED))
-    if mark is not None and s.role != Role.LEADER:
-        return Decision(Act.WITHDRAW, mark.why(), wait=WITHDRAW_WAIT)
+    if s.role != Role.LEADER and (mark is not None or unhealthy is not None):
+        return Decision(Act.WITHDRAW, mark.why() if mark is not None else unhealthy, wait=WITHDRAW_WAIT)
     if not s.session_alive:
         return Decision(Act.DROP_SESSION, Reason(
             Cause.SESSION_INVALIDATED, "session invalidated (a check went critical or the TTL expired)"))
@@ -125,9 +131,20 @@ def decide(s: Snapshot, policy: Policy) -> Decision:
     return _stand_by(s, policy)
 
 
+def _local_truth(s: Snapshot) -> Reason | None:
+    """While not paused, a check the local agent sees critical disqualifies us, whatever the
+    catalog says (it can be blind: a local agent the servers refuse to sync)."""
+    if not s.local_failing or s.control.pause is not None:
+        return None
+    return Reason(Cause.CHECK_FAILED, f"local check critical: {', '.join(s.local_failing)}")
+
+
 def _lead(s: Snapshot, policy: Policy) -> Decision:
     if s.leader.holder != s.session:
         return Decision(Act.DEMOTE, loss_reason(s.leader))
+    unhealthy = _local_truth(s)
+    if unhealthy is not None:
+        return Decision(Act.HAND_OVER, unhealthy)
     wait = max(0.0, s.read_sent_at + policy.timing.confirm - s.now)
     request = s.control.handover
     if request is not None and request.state in ("pending", "accepted") and request.expired(s.wall):

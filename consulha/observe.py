@@ -36,6 +36,7 @@ class SessionMemory:
     leader_index: int = 0               # blocking-query index of the leader key
     free_seen: tuple[int, float] | None = None  # (ModifyIndex of the free key, first seen at)
     hold_off_until: float = 0.0
+    local_failing: tuple[str, ...] = ()  # as of the last read of the local agent's checks
 
     def new_session(self, session: str, paused: bool, now: float, renew: float) -> None:
         self.session, self.next_renew, self.candidate_key_held = session, now + renew, False
@@ -65,7 +66,7 @@ class Observer:
         self.local_checks = None
         if memory.session is None:
             if self._clock() >= memory.hold_off_until:
-                self.local_checks = self.store.local_checks()
+                self._read_local_checks(memory)
             return self._snapshot(memory, self._control(memory))
         if not self._renew_if_due(memory):
             return self._snapshot(memory, self._control(memory), session_alive=False)
@@ -89,7 +90,7 @@ class Observer:
     def _snapshot(self, memory: SessionMemory, control: ControlState, **observed) -> Snapshot:
         return Snapshot(now=self._clock(), wall=self._wall_clock(), role=self.election.role,
                         role_since=self.election.since, control=control, session=memory.session,
-                        session_paused=memory.session_paused,
+                        session_paused=memory.session_paused, local_failing=memory.local_failing,
                         hold_off_until=memory.hold_off_until, **observed)
 
     def _renew_if_due(self, memory: SessionMemory) -> bool:
@@ -99,7 +100,7 @@ class Observer:
         if not self.store.renew_session(memory.session):
             return False
         memory.next_renew = self._clock() + self.timing.renew
-        self.local_checks = self.store.local_checks()
+        self._read_local_checks(memory)
         if self._watch is None or self._watch.view() is None:
             _, candidate = self.store.get(self.keys.candidate(self.site))
             memory.candidate_key_held = candidate is not None and candidate.session == memory.session
@@ -114,6 +115,15 @@ class Observer:
         if memory.session is not None and view.candidate_holders.get(self.site) != memory.session:
             memory.candidate_key_held = False
         return view.control
+
+    def _read_local_checks(self, memory: SessionMemory) -> None:
+        """The local agent is the truth about our own services (no server round trip). A check
+        that has never run (critical with no output: just registered) does not count yet."""
+        self.local_checks = self.store.local_checks()
+        memory.local_failing = tuple(
+            service.name for service in self.cfg.services
+            for check in [self.local_checks.get(self.keys.check_id(service.name))]
+            if check is not None and check.get("Status") == "critical" and check.get("Output"))
 
     def _standby_wait(self, memory: SessionMemory) -> float:
         return max(0.05, min(self.timing.standby_wait, memory.next_renew - self._clock()))

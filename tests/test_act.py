@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 
 import pytest
 
 from consulha.agent import Agent
-from consulha.config import Config, ConsulConfig, DnsConfig, ElectionConfig, SessionConfig
+from consulha.config import (CheckConfig, Config, ConsulConfig, DnsConfig, ElectionConfig, ServiceConfig,
+                             SessionConfig)
 from consulha.consul_store import CheckNotPassing, KvEntry
 from consulha.control import ControlKeys, ControlState, HandoverRequest, PauseMark
 from consulha.decide import Act, Decision, Snapshot
@@ -398,3 +400,33 @@ def test_reanchor_waits_when_another_request_is_in_the_way(clock):
     memory = SessionMemory(session=SESSION, candidate_key_held=True)
     actions(store, election, clock, memory).reanchor(paused=True, wall=1.0)
     assert memory.session == SESSION and election.role == Role.LEADER and store.finished()
+
+
+def test_local_truth_reads_critical_checks_that_have_run(clock):
+    memory = SessionMemory()
+    store = ScriptedStore(("local_checks", None, {
+        "service:app-a-api": {"Status": "critical", "Output": "HTTP GET ...: 503"},
+        "service:app-a-db": {"Status": "critical", "Output": ""},   # just registered: not run yet
+    }), ("get_prefix", None, (1, [])))
+    cfg = replace(config(), services=(ServiceConfig("api", CheckConfig("http", "http://x/")),
+                                      ServiceConfig("db", CheckConfig("tcp", "127.0.0.1:5432"))))
+    watcher = Observer(store, Keys(cfg), ControlKeys(cfg.key_prefix), Timing.of(cfg.session), standby(clock),
+                       "a", cfg, clock)
+    assert watcher.observe(memory).local_failing == ("api",) and store.finished()
+
+
+def test_a_local_truth_step_down_says_which_node_blinds_the_catalog(clock):
+    def released(key, session, value):
+        detail = json.loads(value)["released"]["detail"]
+        return "local check critical: api" in detail and "has ID old-id" in detail
+
+    store = ScriptedStore(("local_node", None, ("app-a", "new-id")), ("catalog_node_id", None, "old-id"),
+                          ("release", released, True))
+    agent = agent_with(store, clock)
+    agent.election.candidate(Reason(Cause.SESSION_CREATED))
+    agent.election.promote(5, clock.now, Reason(Cause.INITIAL_ELECTION))
+    snapshot = Snapshot(now=clock.now, wall=1.0, role=Role.LEADER, role_since=0, control=ControlState(),
+                        session=SESSION, leader=LeaderKey(True, SESSION, LeaderRecord("a", epoch=5)),
+                        read_sent_at=clock.now, local_failing=("api",))
+    agent._act(Decision(Act.HAND_OVER, Reason(Cause.CHECK_FAILED, "local check critical: api")), snapshot)
+    assert agent.election.role == Role.STANDBY and store.finished()

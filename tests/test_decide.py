@@ -159,6 +159,15 @@ ROWS = [
     ("free, the request naming another site expired: acquire",
      snap(leader=FREE_RELEASED, free_since=NOW, control=control(request("c", expires_in=-1))), POLICY,
      Act.ACQUIRE, Cause.COMPETING),
+    # -- local truth: the local agent sees one of our checks critical (the catalog may not)
+    ("leader, local check critical: step down", leading(local_failing=("api",)), POLICY, Act.HAND_OVER,
+     Cause.CHECK_FAILED),
+    ("paused leader, local check critical: keep the lock",
+     leading(local_failing=("api",), control=control(pause=PAUSE), session_paused=True), POLICY, Act.CONFIRM,
+     Cause.COMPETING),
+    ("standby, local check critical: withdraw", snap(local_failing=("api",)), POLICY, Act.WITHDRAW, Cause.CHECK_FAILED),
+    ("no session, local check critical: stay out", snap(session=None, leader=None, local_failing=("api",)), POLICY,
+     Act.WITHDRAW, Cause.CHECK_FAILED),
     # -- pause: nobody takes a free lock, no service check in the sessions, handover still works
     ("paused, standby with a full session: swap it", snap(control=control(pause=PAUSE)), POLICY, Act.SWAP_SESSION,
      Cause.PAUSED),
