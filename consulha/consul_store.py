@@ -81,6 +81,7 @@ class ConsulStore:
     """
 
     def __init__(self, cfg: ConsulConfig, request_timeout: float = 2.0, max_wait: float = 10.0):
+        self.address = cfg.address
         self.request_timeout = request_timeout
         self.max_wait = max_wait
         self._fast = self._client(cfg, request_timeout)
@@ -102,15 +103,18 @@ class ConsulStore:
     def _call(self, function, *args, **kwargs):
         try:
             return function(*args, **kwargs)
+        except requests.exceptions.Timeout:
+            raise ConsulUnavailable(f"consul at {self.address} did not answer in time") from None
         except (requests.exceptions.RequestException, OSError) as error:
-            raise ConsulUnavailable(f"consul unreachable: {type(error).__name__}") from None
+            raise ConsulUnavailable(f"consul at {self.address} unreachable: {type(error).__name__}") from None
         except consul.ConsulException as error:
-            text = str(error)
+            text = " ".join(str(error).split())[:200]
             if type(error).__name__ in _CLIENT_ERRORS:
-                raise ConsulRefused(text) from None
+                raise ConsulRefused(f"consul at {self.address} refused the request: "
+                                    f"{text or type(error).__name__}") from None
             if "critical state" in text or "Missing check" in text or "not registered" in text:
                 raise CheckNotPassing(text.removeprefix("500 ")) from None
-            raise ConsulUnavailable(text) from None
+            raise ConsulUnavailable(f"consul at {self.address} failed: {text}") from None
 
     # -- KV -------------------------------------------------------------------------------------
 
