@@ -175,9 +175,6 @@ class ConsulStore:
     def destroy_session(self, session: str) -> None:
         self._call(self._fast.session.destroy, session)
 
-    def session_info(self, session: str) -> dict | None:
-        return self._call(self._fast.session.info, session, consistency="consistent")[1]
-
     # -- local agent ----------------------------------------------------------------------------
 
     def node_name(self) -> str:
@@ -223,10 +220,13 @@ class ConsulStore:
     def local_services(self) -> dict[str, dict]:
         return self._call(self._fast.agent.services)
 
-    def node_health(self, node: str) -> dict[str, str]:
-        """CheckID -> status as the servers see it (what a session is judged by)."""
-        _, checks = self._call(self._fast.health.node, node, consistency="consistent")
-        return {check["CheckID"]: check["Status"] for check in checks or []}
+    def wait_node_checks(self, node: str, index: int, wait: float) -> int:
+        """Block until a check of `node` changes in the catalog (or about `wait` passes);
+        returns the new index. Index 0 answers at once with the current one."""
+        client = self._blocking if index else self._fast
+        found, _ = self._call(client.health.node, node, index=index or None,
+                              wait=_seconds(min(wait, self.max_wait)) if index else None)
+        return int(found or 0)
 
     def service_health(self, name: str) -> list[dict]:
         """Every instance of a service in the datacenter with its node and checks."""

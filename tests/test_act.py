@@ -355,10 +355,15 @@ def test_a_session_refused_for_a_failing_check_makes_the_site_ineligible(clock):
         def create_session(self, *args):
             raise CheckNotPassing("Check 'service:app-a-api' is in critical state")
 
-    agent = agent_with(Refusing(), clock)
+    # Then it waits for a check of its node to change (a blocking query), not on a timer.
+    store = Refusing(("node_name", None, "app-a"),
+                     ("wait_node_checks", lambda node, index, wait: node == "app-a" and index == 0, 17),
+                     ("wait_node_checks", lambda node, index, wait: index == 17 and wait > 0, 18))
+    agent = agent_with(store, clock)
     agent.memory.session = None
     agent._act(decided(Act.CREATE_SESSION, Cause.SESSION_CREATED), free_snapshot(clock, None))
     assert agent.election.role == Role.INELIGIBLE and agent.election.reason.cause == Cause.NOT_A_CANDIDATE
+    assert agent.memory.checks_index == 18 and store.finished()
 
 
 def test_a_dropped_session_demotes_a_leader_to_ineligible(clock):
