@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from consulha.lab.consul import ConsulDev  # noqa: E402
-from consulha.lab.pair import wait_until  # noqa: E402
+from lab.consul import ConsulDev  # noqa: E402
+from lab.pair import wait_until  # noqa: E402
 
 
 def holder(consul: ConsulDev, prefix: str, marker: Path) -> subprocess.Popen:

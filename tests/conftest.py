@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from consulha.lab.consul import ConsulDev
-from consulha.lab.pair import SitePair
+from lab.consul import ConsulDev
+from lab.pair import SitePair
 from tests.conftest_named import *  # noqa: F401,F403  (named, make_dns_config)
 
 

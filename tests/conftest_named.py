@@ -15,7 +15,7 @@ import dataclasses
 import pytest
 
 from consulha.config import DnsConfig, TsigConfig
-from consulha.lab.named import NamedServer, random_secret
+from lab.named import NamedServer, random_secret
 
 __all__ = ["named", "make_dns_config", "dns_config_for", "NO_GRANT_KEY"]
 

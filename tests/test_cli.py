@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from consulha.lab.pair import wait_until
+from lab.pair import wait_until
 
 
 def consulha(*args: str) -> subprocess.CompletedProcess:

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from consulha.lab.pair import wait_until
+from lab.pair import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 from consulha.config import TsigConfig
 from consulha.dns import (DnsError, DnsState, Rfc2136Provider, StaleEpochError, describe_laggards,
                           make_provider)
-from consulha.lab.named import random_secret
-from consulha.lab.ports import free_port
+from lab.named import random_secret
+from lab.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from consulha.lab.pair import SITE_VALUES, wait_until
+from lab.pair import SITE_VALUES, wait_until
 
 pytestmark = pytest.mark.integration
 

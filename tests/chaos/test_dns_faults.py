@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from consulha.lab.invariants import Window
+from lab.invariants import Window
 
 pytestmark = pytest.mark.chaos
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from consulha.lab.consul import ConsulDev
-from consulha.lab.named import NamedServer
-from consulha.lab.pair import SITE_VALUES, SitePair, wait_until
+from lab.consul import ConsulDev
+from lab.named import NamedServer
+from lab.pair import SITE_VALUES, SitePair, wait_until
 
 console = Console()
 

@@ -43,11 +43,11 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from consulha.lab.invariants import Sample
-from consulha.lab.named import NAMED, NamedServer
-from consulha.lab.pair import SITE_VALUES, wait_until
-from consulha.lab.site import AgentProcess, http_service, site_config, write_config
-from consulha.lab.toy import ToyService
+from lab.invariants import Sample
+from lab.named import NAMED, NamedServer
+from lab.pair import SITE_VALUES, wait_until
+from lab.site import AgentProcess, http_service, site_config, write_config
+from lab.toy import ToyService
 
 PREFIX = "cha-"
 NAME_PATTERN = re.compile(r"^cha-([0-9a-f]{6})-[a-z]+$")
@@ -589,6 +589,7 @@ class ChaosLab:
         self.sampler: Sampler | None = None
         self.scenario = "setup"
         self.transitions_path = self.workdir / "transitions-setup.jsonl"
+        self.session_overrides: dict = {}  # extra `session:` keys for this scenario's agents
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -682,7 +683,8 @@ class ChaosLab:
         services = [http_service("api", self.toys[site].url)]
         document = site_config(site, "http://127.0.0.1:8500", dns_section, services,
                                self.values[site], group=GROUP,
-                               session={"ttl": "10s", "lock_delay": "1s", "heartbeat_ttl": "3s"})
+                               session={"ttl": "10s", "lock_delay": "1s", "heartbeat_ttl": "3s",
+                                        **self.session_overrides})
         return write_config(self.workdir / f"{site}.yaml", document)
 
     def start_agent(self, site: str) -> NsAgentProcess:
@@ -724,7 +726,7 @@ class ChaosLab:
                                  what=f"DNS and lock on {site}", logs=self.logs)
 
     def transitions(self):
-        from consulha.lab.invariants import load_transitions
+        from lab.invariants import load_transitions
         return load_transitions(self.transitions_path)
 
     def logs(self, chars: int = 2500) -> str:
@@ -733,9 +735,10 @@ class ChaosLab:
 
     # -- scenarios ------------------------------------------------------------------------------
 
-    def reset(self, scenario: str, timeout: float = 60.0) -> Sample:
+    def reset(self, scenario: str, timeout: float = 60.0, **session) -> Sample:
         """Fresh agents, healed network, every process running, healthy toys; then a leads with
-        DNS on a and b is a standby. Starts the scenario's sampler; returns the steady sample."""
+        DNS on a and b is a standby. Starts the scenario's sampler; returns the steady sample.
+        `session`: extra keys of the agents' `session:` section for this scenario."""
         if self.sampler:
             self.sampler.stop()
             self.sampler = None
@@ -744,6 +747,7 @@ class ChaosLab:
         for toy in self.toys.values():
             toy.recover()
         self.scenario = scenario
+        self.session_overrides = dict(session)
         self.transitions_path = self.workdir / f"transitions-{scenario}.jsonl"
         self.transitions_path.unlink(missing_ok=True)
         self.wait_cluster()

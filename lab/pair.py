@@ -14,10 +14,10 @@ import dns.query
 
 from consulha.config import ConsulConfig
 from consulha.consul_store import ConsulStore
-from consulha.lab.consul import ConsulDev
-from consulha.lab.named import NamedServer
-from consulha.lab.site import AgentProcess, http_service, site_config, write_config
-from consulha.lab.toy import ToyService
+from lab.consul import ConsulDev
+from lab.named import NamedServer
+from lab.site import AgentProcess, http_service, site_config, write_config
+from lab.toy import ToyService
 
 SITE_VALUES = {"a": "192.0.2.1", "b": "192.0.2.2"}
 

@@ -20,7 +20,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from consulha.lab.ports import free_port
+from lab.ports import free_port
 
 NAMED = os.environ.get("CONSULHA_NAMED", "named")
 ALGORITHM = "hmac-sha256"

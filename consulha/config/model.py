@@ -1,0 +1,139 @@
+"""The config model: frozen dataclasses every module imports, and ConfigError.
+
+Reading and validating YAML lives in `consulha.config.sections` (entry point `load_config`);
+nothing here knows about YAML.
+"""
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+# A leader fences itself min(ttl, lock_delay) minus a margin after its session may have died;
+# below this there is no usable margin left.
+__all__ = ["MIN_LOCK_DELAY", "TSIG_ALGORITHMS", "ConsulConfig", "SessionConfig", "CheckConfig",
+           "ServiceConfig", "TsigConfig", "DnsConfig", "HooksConfig", "ElectionConfig", "Config",
+           "ConfigError"]
+
+MIN_LOCK_DELAY = 0.5
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1")
+
+
+@dataclass(frozen=True)
+class ConsulConfig:
+    address: str = "http://127.0.0.1:8500"
+    token: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.address).scheme
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.address).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """The address's port, or the scheme's standard port (80/443) when the address has none."""
+        parts = urlsplit(self.address)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    ttl: float = 10.0
+    lock_delay: float = 1.0
+    heartbeat_ttl: float = 3.0
+    # Node-level checks the session is tied to besides the service checks and the heartbeat.
+    node_checks: tuple[str, ...] = ("serfHealth",)
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    kind: str
+    target: str
+    interval: float = 1.0
+    timeout: float = 1.0
+    # Debounce (keepalived's fall/rise): this many failed probes in a row before the check is
+    # critical, this many passing ones before it passes again. 1 = no debounce.
+    failures_before_critical: int = 1
+    success_before_passing: int = 1
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    name: str
+    check: CheckConfig
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class TsigConfig:
+    name: str
+    algorithm: str = "hmac-sha256"
+    secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    zone: str
+    record: str
+    type: str
+    value: str
+    server: tuple[str, int]
+    verify: tuple[tuple[str, int], ...]
+    ttl: int = 30
+    tsig: TsigConfig | None = None
+    fencing: bool = True
+    reconcile_interval: float = 10.0
+    timeout: float = 2.0
+    provider: str = "rfc2136"
+
+    @property
+    def fence_record(self) -> str:
+        return "_consulha." + self.record
+
+
+@dataclass(frozen=True)
+class HooksConfig:
+    on_promote: str | None = None
+    on_demote: str | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ElectionConfig:
+    preferred_site: str | None = None
+    failback_delay: float = 300.0
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    site: str
+    group: str
+    key_prefix: str
+    consul: ConsulConfig
+    session: SessionConfig
+    services: tuple[ServiceConfig, ...]
+    dns: DnsConfig
+    hooks: HooksConfig = HooksConfig()
+    election: ElectionConfig = ElectionConfig()
+    warnings: tuple[str, ...] = ()
+
+
+class ConfigError(Exception):
+    """A config problem; str() is 'FILE:LINE: key.path: message', LINE omitted when unknown."""
+
+    def __init__(self, file: str | os.PathLike, key_path: str, message: str, line: int | None = None):
+        super().__init__(os.fspath(file), key_path, message, line)
+        self.file = os.fspath(file)
+        self.key_path = key_path
+        self.message = message
+        self.line = line
+
+    def __str__(self) -> str:
+        location = self.file if self.line is None else f"{self.file}:{self.line}"
+        return ": ".join(part for part in (location, self.key_path, self.message) if part)

@@ -1,0 +1,201 @@
+"""The config file's sections: `load_config` reads one site's YAML into the model."""
+
+import os
+
+import yaml
+from urllib.parse import urlsplit
+
+from consulha.config import values
+from consulha.config.model import (Config, ConfigError, ConsulConfig, CheckConfig, DnsConfig,
+                                   ElectionConfig, HooksConfig, ServiceConfig, SessionConfig,
+                                   TsigConfig)
+from consulha.config.yamlnodes import Document, Mapping
+from consulha.durations import format_duration
+
+_TOP_KEYS = ("site", "group", "key_prefix", "consul", "session", "services", "dns", "hooks", "election")
+_CHECK_KINDS = ("http", "tcp", "script")
+
+_CHECK_KINDS = ("http", "tcp", "script")
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Load and validate the config file at `path`.
+
+    Raises ConfigError, naming the file, the YAML line (when known) and the key path, for an
+    unreadable, empty or malformed file, an unknown or missing key, or an invalid value.
+    """
+    document = Document(os.fspath(path))
+    top = Mapping(document, document.compose(), "", _TOP_KEYS)
+    site = top.get("site", values.matching(values.SITE_NAME, "a-z, 0-9 and -"))
+    group = top.get("group", values.matching(values.SITE_NAME, "a-z, 0-9 and -"))
+    key_prefix = top.get("key_prefix", values.key_prefix, f"consulha/{group}")
+    sections = dict(
+        consul=_consul(top.section("consul", ("address", "token", "token_file", "ca_file", "cert_file", "key_file"))),
+        session=_session(top.section("session", ("ttl", "lock_delay", "heartbeat_ttl", "node_checks"))),
+        services=_services(top),
+        dns=_dns(top.section("dns", _DNS_KEYS, required=True)),
+        hooks=_hooks(top.section("hooks", ("on_promote", "on_demote", "timeout"))),
+        election=_election(top.section("election", ("preferred_site", "failback_delay"))),
+    )
+    # Warnings are collected while the sections are read, so they are complete only now.
+    return Config(
+        path=document.path, site=site, group=group, key_prefix=key_prefix, warnings=tuple(document.warnings), **sections
+    )
+
+
+def _consul(consul: Mapping) -> ConsulConfig:
+    address = consul.get("address", values.consul_address, ConsulConfig.address)
+    if consul.node("token") is not None and consul.node("token_file") is not None:
+        raise consul.error("token_file", "give either token or token_file, not both")
+    token = (
+        consul.get("token", values.secret_text, None)
+        or consul.secret_file("token_file")
+        or os.environ.get("CONSUL_HTTP_TOKEN")
+        or None
+    )
+    tls_files = {key: consul.file(key) for key in ("ca_file", "cert_file", "key_file")}
+    if urlsplit(address).scheme != "https":
+        for key, tls_file in tls_files.items():
+            if tls_file is not None:
+                raise consul.error(key, "is only used with an https:// address")
+    if tls_files["key_file"] and not tls_files["cert_file"]:
+        raise consul.error("key_file", "needs cert_file as well")
+    return ConsulConfig(address=address, token=token, **tls_files)
+
+
+def _session(session: Mapping) -> SessionConfig:
+    ttl = session.get("ttl", values.duration(10, 86400), SessionConfig.ttl)
+    lock_delay = session.get("lock_delay", values.lock_delay, SessionConfig.lock_delay)
+    heartbeat_ttl = session.get("heartbeat_ttl", values.duration(1, 86400), SessionConfig.heartbeat_ttl)
+    if heartbeat_ttl > ttl:
+        message = f"must not exceed session.ttl ({format_duration(ttl)}), got {format_duration(heartbeat_ttl)}"
+        raise session.error("heartbeat_ttl", message)
+    config = SessionConfig(ttl=ttl, lock_delay=lock_delay, heartbeat_ttl=heartbeat_ttl,
+                           node_checks=_node_checks(session))
+    # Imported here: consulha.timing imports the model, which imports this package first.
+    from consulha.timing import Timing
+    try:
+        Timing.of(config)
+    except ValueError as problem:
+        raise session.error("lock_delay", str(problem)) from None
+    return config
+
+
+def _node_checks(session: Mapping) -> tuple[str, ...]:
+    """A list of node check IDs; unlike other lists it may be empty (`[]`: no node check)."""
+    if session.node("node_checks") is None:
+        return SessionConfig.node_checks
+    node = session.node("node_checks")
+    if isinstance(node, yaml.SequenceNode) and not node.value:
+        return ()
+    checks = tuple(session.document.value(item, key_path, values.as_text)
+                   for item, key_path in session.items("node_checks"))
+    if len(set(checks)) != len(checks):
+        raise session.error("node_checks", "lists a check twice")
+    return checks
+
+
+def _services(top: Mapping) -> tuple[ServiceConfig, ...]:
+    services: list[ServiceConfig] = []
+    first_line_of_name: dict[str, int] = {}
+    for node, key_path in top.items("services"):
+        service = Mapping(top.document, node, key_path, ("name", "port", "check"))
+        name = service.get("name", values.matching(values.SERVICE_NAME, "a-z, A-Z, 0-9, _ and -"))
+        if name in first_line_of_name:
+            message = f"duplicate service name {name!r} (first used on line {first_line_of_name[name]})"
+            raise service.error("name", message)
+        first_line_of_name[name] = service.line_of("name")
+        port = service.get("port", values.integer(1, 65535), None)
+        check = _check(service.section("check", (*_CHECK_KINDS, "interval", "timeout", "failures_before_critical",
+                                                        "success_before_passing"), required=True))
+        services.append(ServiceConfig(name=name, check=check, port=port))
+    return tuple(services)
+
+
+def _check(check: Mapping) -> CheckConfig:
+    kinds = [kind for kind in _CHECK_KINDS if check.node(kind) is not None]
+    if not kinds:
+        raise ConfigError(check.document.path, check.key_path, f"needs one of {', '.join(_CHECK_KINDS)}", check.line)
+    if len(kinds) > 1:
+        raise ConfigError(
+            check.document.path, check.key_path,
+            f"give exactly one of {', '.join(_CHECK_KINDS)}, not {' and '.join(kinds)}", check.line_of(kinds[1]),
+        )
+    kind = kinds[0]
+    target = check.get(kind, {"http": values.url, "tcp": values.tcp_target, "script": values.as_text}[kind])
+    interval = check.get("interval", values.duration(0.1, 3600), 1.0)
+    timeout = check.get("timeout", values.duration(0, 3600), min(interval, 10.0))
+    if timeout == 0:
+        raise check.error("timeout", "must be greater than 0")
+    return CheckConfig(kind=kind, target=target, interval=interval, timeout=timeout,
+                       failures_before_critical=check.get("failures_before_critical", values.integer(1, 100), 1),
+                       success_before_passing=check.get("success_before_passing", values.integer(1, 100), 1))
+
+
+_DNS_KEYS = (
+    "provider", "zone", "record", "type", "value", "ttl", "server", "verify", "tsig", "fencing", "reconcile_interval",
+    "timeout",
+)
+
+
+def _dns(dns: Mapping) -> DnsConfig:
+    provider = dns.get("provider", values.one_of("rfc2136"), "rfc2136")
+    zone = dns.get("zone", values.dns_name)
+    record = dns.get("record", values.dns_name)
+    if record != zone and not record.endswith("." + zone):
+        raise dns.error("record", f"{record} is not inside zone {zone}")
+    record_type = dns.get("type", values.record_type)
+    if record_type == "CNAME" and record == zone:
+        raise dns.error("record", "a CNAME cannot sit at the zone apex, next to the zone's SOA and NS records")
+    server = dns.get("server", values.host_port(53))
+    verify = tuple(
+        dns.document.value(node, key_path, values.host_port(53)) for node, key_path in dns.items("verify", default=[])
+    )
+    return DnsConfig(
+        provider=provider,
+        zone=zone,
+        record=record,
+        type=record_type,
+        value=dns.get("value", values.record_value(record_type)),
+        ttl=dns.get("ttl", values.dns_ttl, 30),
+        server=server,
+        verify=verify or (server,),
+        tsig=_tsig(dns) if dns.node("tsig") is not None else None,
+        fencing=dns.get("fencing", values.boolean, True),
+        reconcile_interval=dns.get("reconcile_interval", values.duration(1, 3600), 10.0),
+        timeout=dns.get("timeout", values.duration(0.1, 60), 2.0),
+    )
+
+
+def _tsig(dns: Mapping) -> TsigConfig:
+    tsig = dns.section("tsig", ("name", "algorithm", "secret", "secret_file"))
+    name = tsig.get("name", values.dns_name).removesuffix(".")
+    algorithm = tsig.get("algorithm", values.tsig_algorithm, "hmac-sha256")
+    given = [key for key in ("secret", "secret_file") if tsig.node(key) is not None]
+    if len(given) != 1:
+        message = "give either secret or secret_file, not both" if given else "needs secret or secret_file"
+        raise ConfigError(tsig.document.path, tsig.key_path, message, tsig.line_of(given[-1]) if given else tsig.line)
+    if given == ["secret"]:
+        return TsigConfig(name=name, algorithm=algorithm, secret=tsig.get("secret", values.tsig_secret))
+    try:
+        secret = values.tsig_secret(values.secret_from_key_file(tsig.secret_file("secret_file"), name, algorithm))
+    except ValueError as problem:
+        raise tsig.error("secret_file", str(problem)) from None
+    return TsigConfig(name=name, algorithm=algorithm, secret=secret)
+
+
+def _hooks(hooks: Mapping) -> HooksConfig:
+    return HooksConfig(
+        on_promote=hooks.get("on_promote", values.as_text, None),
+        on_demote=hooks.get("on_demote", values.as_text, None),
+        timeout=hooks.get("timeout", values.duration(1, 3600), HooksConfig.timeout),
+    )
+
+
+def _election(election: Mapping) -> ElectionConfig:
+    preferred_site = election.get("preferred_site", values.matching(values.SITE_NAME, "a-z, 0-9 and -"), None)
+    failback_delay = election.get("failback_delay", values.duration(0, 86400), ElectionConfig.failback_delay)
+    if preferred_site is None and election.node("failback_delay") is not None:
+        warning = election.error("failback_delay", "has no effect without election.preferred_site")
+        election.document.warnings.append(str(warning))
+    return ElectionConfig(preferred_site=preferred_site, failback_delay=failback_delay)

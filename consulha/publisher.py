@@ -1,0 +1,102 @@
+"""The DNS publisher: while we lead, make DNS hold our value at our epoch, level-triggered.
+
+It runs in its own thread beside the HA loop and only ever writes while the election says we
+lead inside our lease. Fencing lives in the provider (the epoch prerequisite); what the publisher
+adds is the loop: write when DNS differs, poll the verify servers until they converge, repair
+drift every `reconcile_interval`, and demote (with a hold-off) when DNS holds a newer epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from consulha.backoff import Backoff
+from consulha.config import DnsConfig
+from consulha.dns import DnsError, DnsProvider, StaleEpochError, describe_laggards
+from consulha.election import Election
+from consulha.records import iso_now
+from consulha.reasons import Cause, Reason
+
+log = logging.getLogger("consulha.dns")
+
+
+class DnsPublisher:
+    """Publishes `cfg.value` while `election` leads.
+
+    on_stale() is called (just before the demotion) when DNS carries a newer epoch than ours:
+    the agent then holds off from the lock for a while.
+    """
+
+    def __init__(self, cfg: DnsConfig, provider: DnsProvider, election: Election,
+                 clock: Callable[[], float], on_stale: Callable[[], None],
+                 poll: float = 0.05, converge_limit: float = 10.0):
+        self.cfg = cfg
+        self.provider = provider
+        self.election = election
+        self._clock = clock
+        self._on_stale = on_stale
+        self._poll = poll
+        self._converge_limit = converge_limit
+        self._wakeup = threading.Event()
+        self.last: dict | None = None  # epoch, time and convergence of our last write
+
+    def wake(self) -> None:
+        """Run a pass now (we just won, or we are stopping)."""
+        self._wakeup.set()
+
+    def run(self, stop: threading.Event) -> None:
+        """Level-triggered: every pass makes DNS hold our value at our epoch (only a read
+        when it already does). Until every verify server answers it after a write, the
+        next pass comes after `poll` rather than reconcile_interval, so a value
+        overwritten meanwhile is put back at once, not one interval later."""
+        backoff = Backoff(cap=5.0)
+        written: tuple[int, float, str] | None = None  # epoch, clock and wall time of a write not yet converged
+        wait = self.cfg.reconcile_interval
+        while not stop.is_set():
+            self._wakeup.wait(wait)
+            self._wakeup.clear()
+            wait = self.cfg.reconcile_interval
+            if stop.is_set() or not self.election.is_leader():
+                written = None
+                continue
+            epoch = self.election.epoch
+            try:
+                result = self.provider.publish(self.cfg.value, epoch)
+            except StaleEpochError as error:
+                # Hold off first: once demoted, the HA loop must not resume at our old epoch.
+                self._on_stale()
+                self.election.demote(Reason(Cause.STALE_EPOCH, f"stale: DNS carries epoch "
+                                            f"{error.stored}, newer than ours ({epoch})"))
+                continue
+            except DnsError as error:
+                wait = backoff.next()
+                log.warning("DNS update failed (%s); retrying in %.1fs", error, wait)
+                continue
+            backoff.reset()
+            if result.changed:
+                log.info("DNS %s -> %s written with epoch %d (was %s, epoch %s)", self.cfg.record,
+                         self.cfg.value, epoch, ",".join(result.before.values) or "absent",
+                         result.before.epoch)
+                written = (epoch, self._clock(), iso_now())
+            if written is not None:
+                if self._converged(*written):
+                    written = None
+                else:
+                    wait = self._poll
+
+    def _converged(self, epoch: int, written_at: float, written_wall: str) -> bool:
+        """Whether to stop polling the verify servers for the write made at `written_at`:
+        they all answer our value, or they did not within converge_limit (logged)."""
+        laggards = self.provider.laggards(self.cfg.value)
+        seconds = self._clock() - written_at
+        if laggards and seconds < self._converge_limit:
+            return False
+        if laggards:
+            log.warning("DNS not converged after %.1fs: %s", seconds, describe_laggards(laggards))
+        else:
+            log.info("DNS converged on every verify server in %.3fs", seconds)
+        self.last = {"epoch": epoch, "written_at": written_wall,
+                     "converged_s": None if laggards else round(seconds, 3)}
+        return True
