@@ -18,7 +18,7 @@ from deploylab import proof
 from deploylab.hosts import RUN_DIR, Lab, prepare_base, sweep
 from deploylab.observe import StepFailed
 from deploylab.playbook import (LOCK_DELAY, REPO, WATCHDOG_SEC, build_wheelhouse, lab_hosts,
-                                random_secret, write_group_vars, write_inventory)
+                                write_group_vars, write_inventory)
 
 RESULTS = REPO / "bench" / "results" / "deploy.json"
 
@@ -36,6 +36,8 @@ def main() -> int:
     sweep(log)
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     RUN_DIR.chmod(0o700)  # the run's secrets and SSH key live here
+    for old_log in RUN_DIR.glob("*.log"):
+        old_log.unlink()
     key = RUN_DIR / "id_ed25519"
     for old_key in (key, key.with_suffix(".pub")):
         old_key.unlink(missing_ok=True)
@@ -56,7 +58,7 @@ def main() -> int:
         log(f"{len(lab.hosts)} hosts booted, systemd running, SSH up: {figures['boot_s']}s")
         inventory = write_inventory(RUN_DIR, key)
         bad_inventory = write_inventory(RUN_DIR, key, drop=("hb", "consul_site"))
-        write_group_vars(RUN_DIR, build_wheelhouse(RUN_DIR), random_secret())
+        secrets_used = write_group_vars(RUN_DIR, build_wheelhouse(RUN_DIR))
         toys = proof.run_playbook(inventory, REPO / "deploylab/toys.yml", log_name="0-toys")
         if toys.returncode != 0:
             raise StepFailed("toy services failed:\n" + toys.output[-3000:])
@@ -73,6 +75,9 @@ def main() -> int:
             result = step()
             figures.update(result)
             log(f"step {name}: ok {result}")
+        management_token = lab.ssh("sa", "cat /etc/consul.d/acl-management.token").stdout.strip()
+        proof.no_secret_in_logs(RUN_DIR, secrets_used + [management_token])
+        log("no secret in any playbook output")
     except (StepFailed, subprocess.CalledProcessError, RuntimeError) as error:
         log(f"FAILED: {error}")
         detail = getattr(error, "stderr", "") or ""

@@ -73,13 +73,15 @@ def write_inventory(directory: Path, ssh_key: Path, drop: tuple[str, str] | None
     return path
 
 
-def write_group_vars(directory: Path, wheelhouse: Path, tsig_secret: str) -> None:
-    """group_vars/all.yml: ansible/group_vars/all.example.yml with the lab's values."""
+def write_group_vars(directory: Path, wheelhouse: Path) -> list[str]:
+    """group_vars/all.yml: ansible/group_vars/all.example.yml with the lab's values.
+    Returns the secrets in it (no playbook output may contain them)."""
+    secrets_used = [random_secret(), random_secret()]
     example = yaml.safe_load((REPO / "ansible/group_vars/all.example.yml").read_text())
     example.update({
         "zone": ZONE, "record": RECORD,
-        "vault_tsig_secret": tsig_secret,
-        "vault_consul_gossip_key": random_secret(),
+        "vault_tsig_secret": secrets_used[0],
+        "vault_consul_gossip_key": secrets_used[1],
         "consulha_pip_spec": "consulha",
         "consulha_pip_wheelhouse_src": str(wheelhouse),
         "consulha_checks_src": str(REPO / "checks") + "/",
@@ -102,6 +104,7 @@ def write_group_vars(directory: Path, wheelhouse: Path, tsig_secret: str) -> Non
     group_vars = directory / "group_vars"  # holds the run's secrets: the run dir is 0700
     group_vars.mkdir(exist_ok=True)
     (group_vars / "all.yml").write_text(yaml.safe_dump(example, sort_keys=False))
+    return secrets_used
 
 
 def build_wheelhouse(directory: Path) -> Path:

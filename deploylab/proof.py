@@ -183,3 +183,12 @@ def step8_bad_input(lab: Lab, bad_inventory: Path, inventory: Path) -> dict:
     check(restore.returncode == 0, "restoring the right TSIG secret failed:\n" + tail(restore.output))
     lab.ssh("hb", f"/opt/consulha/bin/consulha validate -c {CONFIG} --connect")
     return {"bad_input_checks": 2}
+
+
+def no_secret_in_logs(run_dir: Path, secrets_used: list[str]) -> None:
+    """Every playbook output of the run (with no_log where secrets are handled) is free of
+    the gossip key, the TSIG secret and the ACL management token."""
+    for log_file in run_dir.glob("*.log"):
+        text = log_file.read_text()
+        leaked = [secret[:4] + "..." for secret in secrets_used if secret and secret in text]
+        check(not leaked, f"{log_file.name} contains secrets: {leaked}")
