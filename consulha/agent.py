@@ -40,6 +40,7 @@ from consulha.election import Election, Lease, Role, Transition, lease_duration
 from consulha.health import HealthReporter, script_ttl
 from consulha.hooks import HookRunner
 from consulha.keys import Keys
+from consulha.metrics import Metrics, MetricsServer
 from consulha.status import healthy_sites, service_instances
 
 log = logging.getLogger("consulha.agent")
@@ -75,6 +76,9 @@ class Agent:
                                           max_wait=self.timing.standby_wait)
         self.dns = dns or make_provider(cfg.dns, cfg.site)
         self.election = Election(Lease(self.timing.lease, clock), clock)
+        self.metrics = Metrics(cfg)
+        self.store.on_request = self.metrics.count_consul_request
+        self.metrics_server = MetricsServer(cfg, self.metrics)
         self.stop_event = threading.Event()
         # The heartbeat outlives stop_event until the session is gone: the main loop may still
         # sit in a blocking read, and a heartbeat that lapsed meanwhile would invalidate the
@@ -93,18 +97,23 @@ class Agent:
         self._last_tick = clock()
         self._published_status: dict | None = None
         self.publisher = DnsPublisher(cfg.dns, self.dns, self.election, clock, self._hold_off,
-                                      self.timing.dns_poll, self.timing.dns_converge_limit)
+                                      self.metrics, self.timing.dns_poll,
+                                      self.timing.dns_converge_limit)
         self.hooks = HookRunner(cfg.hooks, cfg.site, cfg.group)
         self.election.subscribe(self._on_transition)
+        self.metrics.follow(self.election, self._making_progress)
         if transitions_file:
             self.election.subscribe(TransitionRecorder(transitions_file, cfg.site))
         scripts = {self.keys.check_id(s.name): s.check for s in cfg.services if s.check.kind == "script"}
         self.health = HealthReporter(
             ConsulStore(cfg.consul, self.timing.request_timeout), self.keys.heartbeat_check_id,
             cfg.session.heartbeat_ttl, scripts, Path(cfg.path).parent,
-            is_alive=lambda: self._clock() - self._last_tick < self.timing.stall_limit,
+            is_alive=self._making_progress,
             stop=self._health_stop,
         )
+
+    def _making_progress(self) -> bool:
+        return self._clock() - self._last_tick < self.timing.stall_limit
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -114,6 +123,7 @@ class Agent:
                  self.cfg.site, self.cfg.group, self.timing.lease, self.timing.confirm_interval,
                  self.timing.renew_interval)
         self.hooks.start()
+        self.metrics_server.start()
         threads = [threading.Thread(target=self._watchdog, name="watchdog", daemon=True),
                    threading.Thread(target=self.publisher.run, args=(self.stop_event,), name="dns",
                                     daemon=True)]
@@ -144,6 +154,7 @@ class Agent:
                 log.error("consul refused a request (%s); retrying in %.1fs", error, delay)
                 self.stop_event.wait(delay)
         self._shutdown()
+        self.metrics_server.stop()
         self._health_stop.set()
         for thread in threads:
             thread.join(2)
@@ -224,6 +235,7 @@ class Agent:
     def _cycle(self) -> None:
         self._publish_site_status()
         control = read_control(self.store, self.control_keys)
+        self.metrics.observe_control(control)
         # Only after the servers answered: a tag change makes the local Consul agent sync to
         # them, and while that sync hangs (servers unreachable, Raft election) the agent also
         # stalls our heartbeat updates until the heartbeat check lapses.

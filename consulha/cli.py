@@ -13,13 +13,16 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from consulha.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from consulha.operations import Outcome
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True,
@@ -31,11 +34,13 @@ console = Console()
 errors = Console(stderr=True)
 
 ConfigOption = typer.Option(..., "-c", "--config", help="The site's YAML config file.")
+DryRunOption = typer.Option(False, "--dry-run",
+                            help="Check and print what would happen; change nothing.")
 
 
-def _load(path: Path) -> Config:
+def _load(path: Path, check_listen: bool = False) -> Config:
     try:
-        cfg = load_config(path)
+        cfg = load_config(path, check_listen)
     except ConfigError as error:
         errors.print(f"[red]config error:[/] {error}", markup=True, highlight=False)
         raise typer.Exit(2)
@@ -85,8 +90,8 @@ def validate(
     connect: bool = typer.Option(False, "--connect",
                                  help="Also reach Consul and authenticate to the DNS server."),
 ) -> None:
-    """Check a config file; with --connect also reach Consul and the DNS server."""
-    cfg = _load(config)
+    """Check a config file and that metrics.listen is free; --connect: reach Consul and DNS too."""
+    cfg = _load(config, check_listen=True)
     console.print(f"{config}: valid (site {cfg.site}, group {cfg.group}, "
                   f"{len(cfg.services)} services)", highlight=False)
     if not connect:
@@ -139,6 +144,12 @@ def status(
 
 
 def render_status(data: dict) -> None:
+    pause = data.get("pause")
+    if pause:
+        since = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(pause["since"]))
+        console.print(f"[bold yellow]PAUSED[/] by {pause['by']} since {since}: "
+                      f"{pause['reason'] or 'no reason given'} (no automatic failover; planned "
+                      f"handover still works)", highlight=False)
     leader = data["leader"]
     if leader.get("site"):
         console.print(f"[bold]leader[/] site [bold green]{leader['site']}[/] epoch {leader['epoch']} "
@@ -205,9 +216,21 @@ def _duration(text: str, option: str) -> float:
     return seconds
 
 
-def _finish(outcome, as_json: bool) -> None:
+def _ask_consul(action: Callable[[], "Outcome"]) -> "Outcome":
+    """Run an operator action; Consul down or refusing is one line on stderr and exit 1."""
+    from consulha.consul_store import ConsulRefused, ConsulUnavailable
+
+    try:
+        return action()
+    except (ConsulUnavailable, ConsulRefused) as error:
+        errors.print(f"consul: {error}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _finish(action: Callable[[], "Outcome"], as_json: bool) -> None:
     from consulha.operations import outcome_json
 
+    outcome = _ask_consul(action)
     if as_json:
         print(json.dumps(outcome_json(outcome), indent=2, sort_keys=True))
     else:
@@ -222,12 +245,14 @@ def handover(
     to: Optional[str] = typer.Option(None, "--to", help="Target site (default: any healthy candidate)."),
     timeout: str = typer.Option("30s", "--timeout", help="Give up (and withdraw the request) after this."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Return once the request is recorded."),
+    dry_run: bool = DryRunOption,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Planned switchover: the leader releases, the target takes the lock, DNS moves once."""
     cfg = _load(config)
     seconds = _duration(timeout, "--timeout")
-    _finish(_operations(cfg).handover(to, seconds, wait=not no_wait), as_json)
+    _finish(lambda: _operations(cfg).handover(to, seconds, wait=not no_wait, dry_run=dry_run),
+            as_json)
 
 
 @app.command()
@@ -236,16 +261,17 @@ def takeover(
     site: str = typer.Option(..., "--site", help="The healthy candidate that must take over."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
     timeout: str = typer.Option("60s", "--timeout"),
+    dry_run: bool = DryRunOption,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Forced failover: destroy the leader's session so SITE acquires after lock-delay."""
     cfg = _load(config)
     seconds = _duration(timeout, "--timeout")
-    if not yes and not typer.confirm(f"Destroy the current leader's session so that site {site} "
+    if not (yes or dry_run) and not typer.confirm(f"Destroy the current leader's session so that site {site} "
                                      f"takes over?"):
         errors.print("aborted: nothing changed")
         raise typer.Exit(1)
-    _finish(_operations(cfg).takeover(site, seconds), as_json)
+    _finish(lambda: _operations(cfg).takeover(site, seconds, dry_run=dry_run), as_json)
 
 
 @app.command()
@@ -256,6 +282,7 @@ def maintenance(
     reason: Optional[str] = typer.Option(None, "--reason"),
     force: bool = typer.Option(False, "--force", help="Even when no other site can take over."),
     timeout: str = typer.Option("30s", "--timeout"),
+    dry_run: bool = DryRunOption,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Withdraw a site from the election (a leader hands over first), or bring it back."""
@@ -264,8 +291,38 @@ def maintenance(
         raise typer.Exit(2)
     cfg = _load(config)
     seconds = _duration(timeout, "--timeout")
-    _finish(_operations(cfg).maintenance(site or cfg.site, state == "on", reason, force, seconds),
-            as_json)
+    _finish(lambda: _operations(cfg).maintenance(site or cfg.site, state == "on", reason, force,
+                                                 seconds, dry_run=dry_run), as_json)
+
+
+@app.command()
+def pause(
+    config: Path = ConfigOption,
+    reason: Optional[str] = typer.Option(None, "--reason", help="Shown by status and history."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Pause automatic failover for the whole group until `resume`.
+
+    While paused nobody takes a free lock and a leader keeps it when a service check fails;
+    planned handover still works. A leader that dies (agent, node) still loses its session:
+    then nobody leads until resume."""
+    cfg = _load(config)
+    if not yes and not typer.confirm(f"Pause automatic failover of group {cfg.group}? If its "
+                                     f"leader dies meanwhile, nobody takes over until resume."):
+        errors.print("aborted: nothing changed")
+        raise typer.Exit(1)
+    _finish(lambda: _operations(cfg).pause(reason), as_json)
+
+
+@app.command()
+def resume(
+    config: Path = ConfigOption,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """End a pause: automatic failover is on again (a standby takes a free lock at once)."""
+    cfg = _load(config)
+    _finish(lambda: _operations(cfg).resume(), as_json)
 
 
 @app.command()
@@ -276,7 +333,7 @@ def history(
 ) -> None:
     """Recorded leadership changes, newest last: time, epoch, from, to, cause."""
     cfg = _load(config)
-    outcome = _operations(cfg).history(limit)
+    outcome = _ask_consul(lambda: _operations(cfg).history(limit))
     if as_json:
         print(json.dumps(outcome.data["history"], indent=2))
         return

@@ -2,6 +2,7 @@
 
     <prefix>/control/handover            one pending request to move leadership (JSON)
     <prefix>/control/maintenance/<site>  present while that site is withdrawn from the election
+    <prefix>/control/pause               present while automatic failover is paused group-wide
     <prefix>/history                     the last 100 leadership changes (JSON list)
 
 Both the agent and the CLI read and write these through the functions here, so the format lives
@@ -81,10 +82,33 @@ class HandoverRequest:
 
 
 @dataclass(frozen=True)
+class PauseMark:
+    """Automatic failover is paused for the whole group: who paused it, why, since when (Unix
+    time). While it is present no candidate takes a free lock unless a live handover request
+    names it, and a leader keeps the lock when a service check fails."""
+    by: str
+    reason: str = ""
+    since: float = field(default_factory=time.time)
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def decode(cls, entry: KvEntry) -> "PauseMark":
+        """Any value counts as a pause (a key written by hand pauses too); fields that are
+        missing or of the wrong type read as unknown."""
+        data = entry.json() or {}
+        since = data.get("since")
+        return cls(by=str(data.get("by") or "unknown"), reason=str(data.get("reason") or ""),
+                   since=float(since) if isinstance(since, (int, float)) else 0.0)
+
+
+@dataclass(frozen=True)
 class ControlState:
     """Everything under <prefix>/control/ at one moment."""
     handover: HandoverRequest | None
     maintenance: dict[str, dict]
+    pause: PauseMark | None = None
 
     def in_maintenance(self, site: str) -> dict | None:
         return self.maintenance.get(site)
@@ -95,6 +119,7 @@ class ControlKeys:
         self.prefix = f"{key_prefix}/control/"
         self.handover = f"{self.prefix}handover"
         self.maintenance_prefix = f"{self.prefix}maintenance/"
+        self.pause = f"{self.prefix}pause"
         self.history = f"{key_prefix}/history"
 
     def maintenance(self, site: str) -> str:
@@ -103,14 +128,16 @@ class ControlKeys:
 
 def read_control(store: ConsulStore, keys: ControlKeys) -> ControlState:
     _, entries = store.get_prefix(keys.prefix)
-    handover = None
+    handover = pause = None
     maintenance = {}
     for entry in entries:
         if entry.key == keys.handover:
             handover = HandoverRequest.decode(entry)
+        elif entry.key == keys.pause:
+            pause = PauseMark.decode(entry)
         elif entry.key.startswith(keys.maintenance_prefix):
             maintenance[entry.key.removeprefix(keys.maintenance_prefix)] = entry.json() or {}
-    return ControlState(handover, maintenance)
+    return ControlState(handover, maintenance, pause)
 
 
 def put_request(store: ConsulStore, keys: ControlKeys, request: HandoverRequest) -> bool:
