@@ -24,7 +24,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
+                               disable_created_metrics, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -35,6 +36,9 @@ from consulha.election import Election, Role, Transition
 from consulha.keys import Keys
 
 log = logging.getLogger("consulha.metrics")
+# The client library adds a *_created series beside every counter and histogram: twice the series
+# for a start time nobody here queries (process-wide setting).
+disable_created_metrics()
 
 # The value of consulha_check_status, as a script check's exit code means it.
 CHECK_STATUS_VALUES = {"passing": 0, "warning": 1, "critical": 2}
