@@ -111,6 +111,7 @@ class Metrics:
         for result in DNS_UPDATE_RESULTS:
             self.dns_updates.labels(**ids, result=result)
         self.dns_converged_gauge.labels(**ids).set(0)
+        self.dns_convergence.labels(**ids)
         self.paused.labels(**ids).set(0)
         self.registry.register(_CheckStatusCollector(self))
 
