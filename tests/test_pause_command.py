@@ -1,0 +1,73 @@
+"""`consulha pause` / `resume`, operator side: the mark in Consul, status, history, the metric,
+refusals, and Consul being down. (What the agents do while paused: tests/test_pause.py.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lab.pair import wait_until
+from lab.ports import free_port
+from tests.test_metrics import write_site
+from tests.test_metrics_failover import Scrape
+
+PAUSE_KEY = "consulha/app/control/pause"
+
+
+def consulha(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "consulha.cli", *args], capture_output=True,
+                          text=True, timeout=90, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.integration
+def test_pause_and_resume_show_in_status_history_and_metrics(lab):
+    port = free_port()
+    config = lab.config("a", metrics={"listen": f"127.0.0.1:{port}"})
+    lab.start("a", config)
+    first = lab.wait_leader("a")
+    done = consulha("pause", "-c", config, "--reason", "db migration")
+    assert done.returncode == 1 and "aborted" in done.stderr.lower()  # no --yes, no terminal: no
+    assert lab.store.get(PAUSE_KEY)[1] is None
+
+    done = consulha("pause", "-c", config, "--reason", "db migration", "--yes", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["data"]["pause"]["reason"] == "db migration"
+    status = json.loads(consulha("status", "-c", config, "--json").stdout)
+    assert status["pause"]["reason"] == "db migration" and "@" in status["pause"]["by"]
+    table = consulha("status", "-c", config).stdout
+    assert "PAUSED" in table and "db migration" in table
+    wait_until(lambda: Scrape(port).value("consulha_paused") == 1, 15, what="consulha_paused 1",
+               logs=lab.logs)
+    again = consulha("pause", "-c", config, "--reason", "other", "--yes")
+    assert again.returncode == 1 and "already paused" in again.stdout and "db migration" in again.stdout
+
+    done = consulha("resume", "-c", config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lab.store.get(PAUSE_KEY)[1] is None
+    status = json.loads(consulha("status", "-c", config, "--json").stdout)
+    assert status["pause"] is None
+    assert "PAUSED" not in consulha("status", "-c", config).stdout
+    wait_until(lambda: Scrape(port).value("consulha_paused") == 0, 15, what="consulha_paused 0",
+               logs=lab.logs)
+    done = consulha("resume", "-c", config)
+    assert done.returncode == 0 and "not paused" in done.stdout
+
+    history = json.loads(consulha("history", "-c", config, "--json").stdout)
+    causes = [entry["cause"] for entry in history]
+    assert causes[-2].startswith("paused by ") and causes[-2].endswith(": db migration")
+    assert causes[-1].startswith("resumed by ") and "db migration" in causes[-1]
+    assert history[-1]["epoch"] == first["epoch"]
+    table = consulha("history", "-c", config).stdout
+    assert "paused by" in table and "resumed by" in table
+
+
+def test_pause_and_resume_with_consul_down_print_one_line_and_exit_1(tmp_path):
+    config = write_site(tmp_path)  # Consul at 127.0.0.1:1: nothing listens there
+    for command in (["pause", "--yes"], ["resume"]):
+        done = consulha(*command, "-c", config)
+        assert done.returncode == 1, (command, done.stdout, done.stderr)
+        assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert done.stderr.startswith("consul: ")
