@@ -76,7 +76,7 @@ class Metrics:
         self.keys = Keys(cfg)
         self.registry = CollectorRegistry(auto_describe=True)
         ids = {"group": cfg.group, "site": cfg.site}
-        self._ids = ids
+        self.identity_labels = ids
         self._election: Election | None = None
         self._making_progress: Callable[[], bool] = lambda: False
 
@@ -122,43 +122,43 @@ class Metrics:
         self._election = election
         self._making_progress = making_progress
         for role in Role:
-            self.role.labels(**self._ids, role=role.value).set_function(
+            self.role.labels(**self.identity_labels, role=role.value).set_function(
                 lambda role=role: float(election.role == role))
-        self.leader.labels(**self._ids).set_function(lambda: float(election.is_leader()))
-        self.epoch.labels(**self._ids).set_function(
+        self.leader.labels(**self.identity_labels).set_function(lambda: float(election.is_leader()))
+        self.epoch.labels(**self.identity_labels).set_function(
             lambda: float(election.epoch or 0) if election.role == Role.LEADER else 0.0)
-        self.lease_remaining.labels(**self._ids).set_function(
+        self.lease_remaining.labels(**self.identity_labels).set_function(
             lambda: election.lease.remaining() if election.role == Role.LEADER else 0.0)
         election.subscribe(self._on_transition)
 
     def _on_transition(self, transition: Transition) -> None:
-        self.transitions.labels(**self._ids, **{"from": transition.old.value},
+        self.transitions.labels(**self.identity_labels, **{"from": transition.old.value},
                                 to=transition.new.value,
                                 cause=transition_cause(transition.reason)).inc()
-        self.last_transition.labels(**self._ids).set(transition.wall)
+        self.last_transition.labels(**self.identity_labels).set(transition.wall)
         if transition.old == Role.LEADER:
-            self.dns_converged_gauge.labels(**self._ids).set(0)
+            self.dns_converged_gauge.labels(**self.identity_labels).set(0)
 
     def count_consul_request(self, endpoint: str, result: str) -> None:
         """Called by ConsulStore after every request; result is ok, unavailable or refused."""
-        self.consul_requests.labels(**self._ids, endpoint=endpoint, result=result).inc()
+        self.consul_requests.labels(**self.identity_labels, endpoint=endpoint, result=result).inc()
         if result != "unavailable":
-            self.consul_last_contact.labels(**self._ids).set(time.time())
+            self.consul_last_contact.labels(**self.identity_labels).set(time.time())
 
     def observe_control(self, control: ControlState) -> None:
         """Once per HA pass, with what the agent read under <prefix>/control/."""
-        self.paused.labels(**self._ids).set(1 if control.pause is not None else 0)
+        self.paused.labels(**self.identity_labels).set(1 if control.pause is not None else 0)
 
     def dns_update(self, result: str) -> None:
-        self.dns_updates.labels(**self._ids, result=result).inc()
+        self.dns_updates.labels(**self.identity_labels, result=result).inc()
         if result == "written":
-            self.dns_converged_gauge.labels(**self._ids).set(0)
+            self.dns_converged_gauge.labels(**self.identity_labels).set(0)
 
     def dns_verified(self, converged: bool, seconds: float | None = None) -> None:
         """The verify servers were asked; `seconds` since our write when it converged."""
-        self.dns_converged_gauge.labels(**self._ids).set(1 if converged else 0)
+        self.dns_converged_gauge.labels(**self.identity_labels).set(1 if converged else 0)
         if converged and seconds is not None:
-            self.dns_convergence.labels(**self._ids).observe(seconds)
+            self.dns_convergence.labels(**self.identity_labels).observe(seconds)
 
     # -- what the endpoints answer --------------------------------------------------------------
 
@@ -195,7 +195,7 @@ class _CheckStatusCollector:
             checks = self._store.local_checks()
         except (ConsulUnavailable, ConsulRefused):
             return [family]
-        ids = self._metrics._ids
+        ids = self._metrics.identity_labels
         for service in self._metrics.cfg.services:
             check = checks.get(self._metrics.keys.check_id(service.name))
             if check is not None:

@@ -223,8 +223,8 @@ class Operations:
                                   f"{_iso(current.since)}: {current.reason or 'no reason given'}",
                            {"pause": asdict(current)})
         self._record(f"paused by {mark.by}: {mark.reason or 'no reason given'}")
-        return Outcome(True, f"paused: no automatic failover until `consulha resume` (planned "
-                             f"handover still works)", {"pause": asdict(mark)})
+        return Outcome(True, "paused: no automatic failover until `consulha resume` (planned "
+                             "handover still works)", {"pause": asdict(mark)})
 
     def resume(self) -> Outcome:
         _, entry = self.store.get(self.control_keys.pause)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import time
-import urllib.error
 import urllib.request
 
 import pytest
@@ -15,6 +14,7 @@ from lab.pair import wait_until
 from lab.ports import free_port
 from lab.prometheus import PrometheusServer
 from tests.test_alert_rules import RULES
+from tests.test_metrics import status_of
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +38,6 @@ class Scrape:
         """Sum over every series of `name` whose labels include `labels`."""
         return sum(v for (n, sample_labels), v in self.samples.items()
                    if n == name and set(labels.items()) <= set(sample_labels))
-
-
-def status_of(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
-            return reply.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def codes(port: int) -> tuple[int, int, int]:
