@@ -222,9 +222,10 @@ class Operations:
             return Outcome(False, f"refused: already paused by {current.by} since "
                                   f"{_iso(current.since)}: {current.reason or 'no reason given'}",
                            {"pause": asdict(current)})
-        self._record(f"paused by {mark.by}: {mark.reason or 'no reason given'}")
-        return Outcome(True, "paused: no automatic failover until `consulha resume` (planned "
-                             "handover still works)", {"pause": asdict(mark)})
+        leader = self._record(f"paused by {mark.by}: {mark.reason or 'no reason given'}")
+        warning = "" if leader else "; there is no leader now, and none will be until resume"
+        return Outcome(True, f"paused: no automatic failover until `consulha resume` (planned "
+                             f"handover still works){warning}", {"pause": asdict(mark)})
 
     def resume(self) -> Outcome:
         _, entry = self.store.get(self.control_keys.pause)
@@ -237,12 +238,14 @@ class Operations:
                      f"{mark.reason or 'no reason given'})")
         return Outcome(True, "resumed: automatic failover is on again", {"pause": None})
 
-    def _record(self, cause: str) -> None:
-        """An operator event in the history, beside the leadership changes (no from/to)."""
-        leader = self.leader() or {}
+    def _record(self, cause: str) -> dict | None:
+        """An operator event in the history, beside the leadership changes (no from/to), at
+        the current leader's epoch; returns that leader."""
+        leader = self.leader()
         append_history(self.store, self.control_keys, {
-            "time": iso_now(), "epoch": leader.get("epoch"), "from": None, "to": None,
+            "time": iso_now(), "epoch": (leader or {}).get("epoch"), "from": None, "to": None,
             "cause": cause})
+        return leader
 
     def history(self, limit: int) -> Outcome:
         entries, _ = read_history(self.store, self.control_keys)

@@ -23,6 +23,14 @@ def consulha(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.integration
+def test_pausing_a_group_without_leader_says_nobody_will_take_over(lab):
+    config = lab.config("a")
+    done = consulha("pause", "-c", config, "--yes")
+    assert done.returncode == 0 and "no leader now" in done.stdout.replace("\n", " ")
+    assert consulha("resume", "-c", config).returncode == 0
+
+
+@pytest.mark.integration
 def test_pause_and_resume_show_in_status_history_and_metrics(lab):
     port = free_port()
     config = lab.config("a", metrics={"listen": f"127.0.0.1:{port}"})
@@ -64,9 +72,9 @@ def test_pause_and_resume_show_in_status_history_and_metrics(lab):
     assert "paused by" in table and "resumed by" in table
 
 
-def test_pause_and_resume_with_consul_down_print_one_line_and_exit_1(tmp_path):
+def test_operator_commands_with_consul_down_print_one_line_and_exit_1(tmp_path):
     config = write_site(tmp_path)  # Consul at 127.0.0.1:1: nothing listens there
-    for command in (["pause", "--yes"], ["resume"]):
+    for command in (["pause", "--yes"], ["resume"], ["handover", "--dry-run"], ["history"]):
         done = consulha(*command, "-c", config)
         assert done.returncode == 1, (command, done.stdout, done.stderr)
         assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr
