@@ -84,6 +84,15 @@ def measure(workdir: Path, consul: ConsulDev, named: NamedServer, metrics_on: bo
         os.chdir(started_in)
 
 
+def table_lines(report: dict) -> list[str]:
+    lines = ["| metrics | site | CPU % of a core | RSS MiB |", "|---|---|---|---|"]
+    for mode, result in report["results"].items():
+        for site, row in result["sites"].items():
+            lines.append(f"| {mode.removeprefix('metrics_')} | {site} | {row['cpu_percent']} "
+                         f"| {row['rss_mib']} |")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -110,11 +119,7 @@ def main() -> int:
     out = RESULTS / "idle.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print("| metrics | site | CPU % of a core | RSS MiB |\n|---|---|---|---|")
-    for mode, result in results.items():
-        for site, row in result["sites"].items():
-            print(f"| {mode.removeprefix('metrics_')} | {site} | {row['cpu_percent']} | {row['rss_mib']} |")
-    print(f"\nwritten to {out}")
+    print("\n".join(table_lines(report)) + f"\n\nwritten to {out}")
     return 0
 
 
