@@ -146,7 +146,8 @@ def status(
 def render_status(data: dict) -> None:
     pause = data.get("pause")
     if pause:
-        since = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(pause["since"]))
+        since = (time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(pause["since"]))
+                 if pause["since"] else "an unknown time")
         console.print(f"[bold yellow]PAUSED[/] by {pause['by']} since {since}: "
                       f"{pause['reason'] or 'no reason given'} (no automatic failover; planned "
                       f"handover still works)", highlight=False)

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from consulha.consul_store import KvEntry
+from consulha.control import PauseMark
 from lab.pair import wait_until
 from lab.ports import free_port
 from tests.test_metrics import write_site
@@ -70,6 +72,15 @@ def test_pause_and_resume_show_in_status_history_and_metrics(lab):
     assert history[-1]["epoch"] == first["epoch"]
     table = consulha("history", "-c", config).stdout
     assert "paused by" in table and "resumed by" in table
+
+
+def test_pause_mark_round_trip_and_a_mark_written_by_hand():
+    mark = PauseMark(by="ops@host", reason="db migration", since=1700000000.5)
+    assert PauseMark.decode(KvEntry(PAUSE_KEY, mark.encode(), None, 9, 0)) == mark
+    by_hand = PauseMark.decode(KvEntry(PAUSE_KEY, b"stop it", None, 9, 0))
+    assert by_hand == PauseMark(by="unknown", reason="", since=0.0)  # still a pause
+    odd = PauseMark.decode(KvEntry(PAUSE_KEY, b'{"by": 3, "since": "yesterday"}', None, 9, 0))
+    assert (odd.by, odd.since) == ("3", 0.0)
 
 
 def test_operator_commands_with_consul_down_print_one_line_and_exit_1(tmp_path):
