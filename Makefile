@@ -22,8 +22,8 @@ demo: deps
 test: deps
 	$(PY) -m pytest -q
 
-test-fast: deps
-	$(PY) -m pytest -q -m "not integration"
+test-fast: deps   # no Consul, no BIND, no root: the rule table and the other pure tests
+	$(PY) -m pytest -q -m "not integration and not chaos"
 
 bench: deps
 	$(PY) -m pip install -q -e '.[bench]'

@@ -148,7 +148,7 @@ def render_status(data: dict) -> None:
     if pause:
         since = (time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(pause["since"]))
                  if pause["since"] else "an unknown time")
-        console.print(f"[bold yellow]PAUSED[/] by {pause['by']} since {since}: "
+        console.print(f"[bold yellow]PAUSED[/] by {pause['by'] or 'unknown'} since {since}: "
                       f"{pause['reason'] or 'no reason given'} (no automatic failover; planned "
                       f"handover still works)", highlight=False)
     leader = data["leader"]

@@ -190,6 +190,16 @@ class ConsulStore:
     def node_name(self) -> str:
         return self._call(self._fast.agent.self)["Config"]["NodeName"]
 
+    def local_node(self) -> tuple[str, str]:
+        """(node name, node ID) of the local agent."""
+        config = self._call(self._fast.agent.self)["Config"]
+        return config["NodeName"], config.get("NodeID") or ""
+
+    def catalog_node_id(self, node: str) -> str | None:
+        """The ID the catalog holds for the node of that name (None: not in the catalog)."""
+        _, found = self._call(self._fast.catalog.node, node, consistency="consistent")
+        return ((found or {}).get("Node") or {}).get("ID")
+
     def register_service(self, service_id: str, name: str, tags: list[str], meta: dict[str, str],
                          port: int | None, check: dict[str, Any]) -> None:
         """Register (or re-register: Consul keeps the check's current status) a service."""

@@ -47,27 +47,6 @@ CONVERGENCE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 IDENTITY_HEADER = "X-Consulha-Site"
 SCRAPE_CONSUL_TIMEOUT = 1.0
 
-# A transition's free-text reason, reduced to a cause label with few values: the first rule whose
-# prefix starts the reason wins. Reasons nobody listed here become "other".
-CAUSE_RULES = (
-    ("handover", "handover"), ("takeover", "takeover"), ("failback", "failback"),
-    ("initial election", "initial_election"), ("check failed", "check_failed"),
-    ("agent lost heartbeat", "heartbeat_lost"), ("node unreachable", "node_unreachable"),
-    ("session of the leader", "leader_session_lost"), ("lease restored", "lease_restored"),
-    ("self-fenced", "lease_expired"), ("stale", "stale_epoch"),
-    ("leader key deleted", "lock_lost"), ("lock released", "lock_lost"),
-    ("lock now held", "lock_lost"), ("maintenance", "maintenance"), ("graceful stop", "stop"),
-    ("not a candidate", "checks_failing"), ("consul unavailable", "consul_unavailable"),
-    ("consul refused", "consul_refused"), ("consul answers again", "consul_available"),
-    ("session invalidated", "session_invalidated"), ("session ", "session_created"),
-    ("pause", "pause"),
-)
-
-
-def transition_cause(reason: str) -> str:
-    return next((cause for prefix, cause in CAUSE_RULES if reason.startswith(prefix)), "other")
-
-
 class Metrics:
     """The agent's metric set in a registry of its own; cheap to keep when nobody scrapes it."""
 
@@ -134,7 +113,7 @@ class Metrics:
     def _on_transition(self, transition: Transition) -> None:
         self.transitions.labels(**self.identity_labels, **{"from": transition.old.value},
                                 to=transition.new.value,
-                                cause=transition_cause(transition.reason)).inc()
+                                cause=transition.reason.cause.value).inc()
         self.last_transition.labels(**self.identity_labels).set(transition.wall)
         if transition.old == Role.LEADER:
             self.dns_converged_gauge.labels(**self.identity_labels).set(0)

@@ -10,19 +10,20 @@ Every action returns an `Outcome`: ok, a one-line message, and the data the CLI 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from consulha.config import Config
 from consulha.consul_store import ConsulStore
-from consulha.control import (ControlKeys, HandoverRequest, PauseMark, append_history,
-                              clear_request, operator, put_request, read_control, read_history)
+from consulha.control import (ControlKeys, HandoverRequest, MaintenanceMark, OperatorEvent,
+                              PauseMark, append_history, clear_request, operator, put_request,
+                              read_control, read_history)
 from consulha.dns import DnsProvider
 from consulha.keys import Keys
-from consulha.publisher import iso_now
-from consulha.status import healthy_sites, service_instances
+from consulha.records import CandidateRecord, LeaderKey, LeaderRecord
+from consulha.status import read_peers
+from consulha.targets import choose_target
 
 
 @dataclass
@@ -43,57 +44,46 @@ class Operations:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def leader(self) -> dict | None:
+    def leader(self) -> LeaderRecord | None:
+        """What the current holder of the lock wrote; None while nobody holds it."""
         _, entry = self.store.get(self.keys.leader)
-        return (entry.json() or {}) if entry and entry.session else None
+        leader = LeaderKey.of(entry)
+        return leader.record if leader.held else None
 
-    def candidates(self) -> dict[str, dict]:
+    def candidates(self) -> dict[str, CandidateRecord | None]:
         _, entries = self.store.get_prefix(self.keys.candidates)
-        return {e.key.removeprefix(self.keys.candidates): e.json() or {}
+        return {e.key.removeprefix(self.keys.candidates): CandidateRecord.decode(e)
                 for e in entries if e.session}
 
     def _check_target(self, target: str | None, leader_site: str) -> tuple[str | None, str]:
         """The site to hand over to, or None and the reason it cannot be done."""
-        candidates = self.candidates()
-        healthy = healthy_sites(service_instances(self.cfg, self.keys, self.store))
         maintenance = read_control(self.store, self.control_keys).maintenance
-        options = sorted(s for s in candidates if s != leader_site and s in healthy
-                         and s not in maintenance)
-        if target is None:
-            return (options[0], "") if options else (None, "no healthy candidate to hand over to")
-        if target == leader_site:
-            return None, f"site {target} is already the leader"
-        if target not in candidates:
-            return None, f"site {target} is not a live candidate (unknown, stopped or unhealthy)"
-        if target in maintenance:
-            return None, f"site {target} is in maintenance"
-        if target not in options:
-            return None, f"site {target} has failing checks"
-        return target, ""
+        site, why = choose_target(target, leader_site, read_peers(self.cfg, self.keys, self.store),
+                                  maintenance.keys())
+        return site, str(why or "")
 
     # -- actions --------------------------------------------------------------------------------
 
     def handover(self, to: str | None, timeout: float, wait: bool = True,
                  dry_run: bool = False) -> Outcome:
         leader = self.leader()
-        if not leader or not leader.get("epoch"):
+        if not leader or not leader.epoch:
             return Outcome(False, "refused: no leader to hand over from")
-        target, why = self._check_target(to, leader["site"])
+        target, why = self._check_target(to, leader.site)
         if target is None:
             return Outcome(False, f"refused: {why}")
         if dry_run:
-            data = {"from": leader["site"], "from_epoch": leader["epoch"], "to": target,
-                    "dry_run": True}
+            data = {"from": leader.site, "from_epoch": leader.epoch, "to": target, "dry_run": True}
             pending = read_control(self.store, self.control_keys).handover
             if pending is not None and pending.live():
                 return _pending_refusal(pending)
             return Outcome(
-                True, f"dry run: would ask site {leader['site']} (epoch {leader['epoch']}) to "
+                True, f"dry run: would ask site {leader.site} (epoch {leader.epoch}) to "
                       f"hand over to site {target}, a live candidate with every check passing; "
                       f"nothing changed", data)
         now = time.time()
-        request = HandoverRequest(to=target, by=operator(), from_site=leader["site"],
-                                  from_epoch=leader["epoch"], requested_at=now,
+        request = HandoverRequest(to=target, by=operator(), from_site=leader.site,
+                                  from_epoch=leader.epoch, requested_at=now,
                                   expires_at=now + timeout)
         if not put_request(self.store, self.control_keys, request):
             pending = read_control(self.store, self.control_keys).handover
@@ -104,56 +94,58 @@ class Operations:
             if not put_request(self.store, self.control_keys, request):
                 return Outcome(False, "refused: another handover request won the race")
         started = time.monotonic()
-        data = {"from": leader["site"], "from_epoch": leader["epoch"], "to": target}
+        data = {"from": leader.site, "from_epoch": leader.epoch, "to": target}
         if not wait:
             return Outcome(True, f"handover to {target} requested", data)
-        return self._wait_for(target, leader["epoch"], started, timeout, data)
+        return self._wait_for(target, leader.epoch, started, timeout, data)
 
     def takeover(self, site: str, timeout: float, dry_run: bool = False) -> Outcome:
         """Forced failover: destroy the leader's session so `site` can acquire after lock-delay."""
         _, entry = self.store.get(self.keys.leader)
-        leader = (entry.json() or {}) if entry and entry.session else None
-        target, why = self._check_target(site, leader["site"] if leader else "")
+        leader_key = LeaderKey.of(entry)
+        leader = leader_key.record if leader_key.held else None
+        target, why = self._check_target(site, leader.site if leader else "")
         if target is None:
             return Outcome(False, f"refused: {why}")
         if dry_run:
-            victim = (f"destroy session {entry.session} of site {leader['site']} (epoch "
-                      f"{leader.get('epoch')})" if leader else "destroy no session (no leader)")
+            victim = (f"destroy session {leader_key.holder} of site {leader.site} (epoch "
+                      f"{leader.epoch})" if leader else "destroy no session (no leader)")
             return Outcome(True, f"dry run: would {victim}; site {site} would acquire after "
                                  f"lock_delay ({self.cfg.session.lock_delay:g}s); nothing changed",
-                           {"from": leader and leader["site"], "to": site, "dry_run": True,
-                            "session": entry.session if leader else None})
+                           {"from": leader.site if leader else None, "to": site,
+                            "dry_run": True, "session": leader_key.holder})
         now = time.time()
         current = read_control(self.store, self.control_keys).handover
         request = HandoverRequest(to=site, by=operator(), kind="takeover", state="accepted",
-                                  from_site=leader and leader["site"],
-                                  from_epoch=leader and leader.get("epoch"), requested_at=now,
+                                  from_site=leader.site if leader else None,
+                                  from_epoch=leader.epoch if leader else None, requested_at=now,
                                   expires_at=now + timeout,
                                   modify_index=current.modify_index if current else 0)
         if not put_request(self.store, self.control_keys, request):
             return Outcome(False, "refused: the handover record changed meanwhile; try again")
         started = time.monotonic()
         destroyed = None
-        if entry and entry.session:
-            self.store.destroy_session(entry.session)
-            destroyed = entry.session
-        data = {"from": leader and leader["site"], "to": site, "destroyed_session": destroyed}
-        return self._wait_for(site, (leader or {}).get("epoch") or 0, started, timeout, data)
+        if leader_key.held:
+            self.store.destroy_session(leader_key.holder)
+            destroyed = leader_key.holder
+        data = {"from": leader.site if leader else None, "to": site, "destroyed_session": destroyed}
+        return self._wait_for(site, (leader.epoch if leader else None) or 0, started, timeout, data)
 
     def _wait_for(self, target: str, old_epoch: int, started: float, timeout: float,
                   data: dict) -> Outcome:
         """Until `target` leads with a newer epoch and every verify server answers it."""
-        address = self.candidates().get(target, {}).get("address")
+        candidate = self.candidates().get(target)
+        address = candidate.address if candidate else None
         deadline = started + timeout
         while time.monotonic() < deadline:
             leader = self.leader()
-            if leader and leader.get("site") == target and (leader.get("epoch") or 0) > old_epoch:
+            if leader and leader.site == target and (leader.epoch or 0) > old_epoch:
                 answers = self.dns.answers()
                 if all(v == (address,) for v in answers.values()):
                     took = time.monotonic() - started
-                    data.update(epoch=leader["epoch"], seconds=round(took, 3),
+                    data.update(epoch=leader.epoch, seconds=round(took, 3),
                                 dns={k: list(v) for k, v in answers.items()})
-                    return Outcome(True, f"site {target} leads (epoch {leader['epoch']}); DNS "
+                    return Outcome(True, f"site {target} leads (epoch {leader.epoch}); DNS "
                                          f"answers {address} on every verify server after "
                                          f"{took:.3f}s", data)
             request = read_control(self.store, self.control_keys).handover
@@ -180,7 +172,7 @@ class Operations:
             return Outcome(True, f"site {site} is out of maintenance: it competes again",
                            {"site": site, "maintenance": False})
         leader = self.leader()
-        is_leader = bool(leader and leader.get("site") == site)
+        is_leader = bool(leader and leader.site == site)
         if is_leader:
             target, why = self._check_target(None, site)
             if target is None and not force:
@@ -192,19 +184,18 @@ class Operations:
             return Outcome(True, f"dry run: would mark site {site} in maintenance; {then}; "
                                  f"nothing changed",
                            {"site": site, "was_leader": is_leader, "dry_run": True})
-        mark = {"reason": reason or "", "by": operator(), "since": time.time(), "force": force}
-        self.store.put(key, json.dumps(mark).encode())
+        self.store.put(key, MaintenanceMark(reason=reason or "", by=operator(), force=force).encode())
         data = {"site": site, "maintenance": True, "was_leader": is_leader}
         if not is_leader:
             return Outcome(True, f"site {site} is in maintenance: withdrawn from the election", data)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             now_leader = self.leader()
-            if not now_leader or now_leader.get("site") != site:
+            if not now_leader or now_leader.site != site:
                 if now_leader is None and not force:
                     time.sleep(self.poll)
                     continue
-                data["leader"] = now_leader and now_leader.get("site")
+                data["leader"] = now_leader.site if now_leader else None
                 return Outcome(True, f"site {site} handed over to {data['leader']} and is in "
                                      f"maintenance", data)
             time.sleep(self.poll)
@@ -219,10 +210,10 @@ class Operations:
             current = read_control(self.store, self.control_keys).pause
             if current is None:
                 return Outcome(False, "refused: the pause mark changed meanwhile; try again")
-            return Outcome(False, f"refused: already paused by {current.by} since "
+            return Outcome(False, f"refused: already paused by {current.by or 'unknown'} since "
                                   f"{_iso(current.since)}: {current.reason or 'no reason given'}",
                            {"pause": asdict(current)})
-        leader = self._record(f"paused by {mark.by}: {mark.reason or 'no reason given'}")
+        leader = self._record("pause", f"paused by {mark.by}: {mark.reason or 'no reason given'}")
         warning = "" if leader else "; there is no leader now, and none will be until resume"
         return Outcome(True, f"paused: no automatic failover until `consulha resume` (planned "
                              f"handover still works){warning}", {"pause": asdict(mark)})
@@ -234,17 +225,15 @@ class Operations:
         mark = PauseMark.decode(entry)
         if not self.store.delete(self.control_keys.pause, cas=entry.modify_index):
             return Outcome(False, "refused: the pause mark changed meanwhile; try again")
-        self._record(f"resumed by {operator()} (paused by {mark.by} since {_iso(mark.since)}: "
-                     f"{mark.reason or 'no reason given'})")
+        self._record("resume", f"resumed by {operator()} (paused by {mark.by or 'unknown'} since "
+                               f"{_iso(mark.since)}: {mark.reason or 'no reason given'})")
         return Outcome(True, "resumed: automatic failover is on again", {"pause": None})
 
-    def _record(self, cause: str) -> dict | None:
-        """An operator event in the history, beside the leadership changes (no from/to), at
-        the current leader's epoch; returns that leader."""
+    def _record(self, kind: str, detail: str) -> LeaderRecord | None:
+        """An operator event in the history at the current leader's epoch; returns that leader."""
         leader = self.leader()
-        append_history(self.store, self.control_keys, {
-            "time": iso_now(), "epoch": (leader or {}).get("epoch"), "from": None, "to": None,
-            "cause": cause})
+        append_history(self.store, self.control_keys,
+                       OperatorEvent(kind, detail, leader.epoch if leader else None))
         return leader
 
     def history(self, limit: int) -> Outcome:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
 from typing import Callable
 
 from consulha.backoff import Backoff
@@ -18,12 +17,10 @@ from consulha.config import DnsConfig
 from consulha.dns import DnsError, DnsProvider, StaleEpochError, describe_laggards
 from consulha.election import Election
 from consulha.metrics import Metrics
+from consulha.records import iso_now
+from consulha.reasons import Cause, Reason
 
 log = logging.getLogger("consulha.dns")
-
-
-def iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class DnsPublisher:
@@ -74,8 +71,8 @@ class DnsPublisher:
                 # Hold off first: once demoted, the HA loop must not resume at our old epoch.
                 self._on_stale()
                 self.metrics.dns_update("stale_epoch")
-                self.election.demote(f"stale: DNS carries epoch {error.stored}, newer than ours "
-                                     f"({epoch})")
+                self.election.demote(Reason(Cause.STALE_EPOCH, f"stale: DNS carries epoch "
+                                            f"{error.stored}, newer than ours ({epoch})"))
                 continue
             except DnsError as error:
                 self.metrics.dns_update("failed")

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from consulha.config import load_config
 from consulha.election import Election, Lease
 from consulha.metrics import Metrics
+from consulha.reasons import Cause, Reason
 from tests.test_metrics import write_site
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ def exported_names(tmp_path) -> set[str]:
     metrics = Metrics(load_config(write_site(tmp_path)))
     election = Election(Lease(1.0, time.monotonic))
     metrics.follow(election, lambda: True)
-    election.candidate("session created")
+    election.candidate(Reason(Cause.SESSION_CREATED))
     metrics.count_consul_request("kv.get", "ok")
     families = text_string_to_metric_families(metrics.exposition().decode())
     return {sample.name for family in families for sample in family.samples} | {

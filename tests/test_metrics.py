@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from consulha.config import ConfigError, load_config
 from consulha.control import ControlState, PauseMark
 from consulha.election import Election, Lease
-from consulha.metrics import Metrics, MetricsServer, listen_conflict, transition_cause
+from consulha.metrics import Metrics, MetricsServer, listen_conflict
+from consulha.reasons import Cause, Reason
 from lab.ports import free_port
 from lab.site import http_service, site_config, write_config
 
@@ -89,11 +90,11 @@ def test_every_metric_of_the_issue_is_exported_with_group_and_site(running):
 def test_role_leader_epoch_and_lease_follow_the_election(running):
     metrics, election, clock, _, _ = running
     assert value(metrics, "consulha_role", role="starting") == 1
-    election.candidate("session 1234 created: every check passing")
+    election.candidate(Reason(Cause.SESSION_CREATED, "session 1234 created"))
     assert value(metrics, "consulha_role", role="standby") == 1
     assert value(metrics, "consulha_role", role="starting") == 0
     assert value(metrics, "consulha_leader") == 0
-    assert election.promote(42, clock.now, "initial election")
+    assert election.promote(42, clock.now, Reason(Cause.INITIAL_ELECTION))
     assert value(metrics, "consulha_leader") == 1
     assert value(metrics, "consulha_epoch") == 42
     assert value(metrics, "consulha_lease_remaining_seconds") == pytest.approx(1.0)
@@ -106,15 +107,15 @@ def test_role_leader_epoch_and_lease_follow_the_election(running):
     election.fence_if_expired()
     assert value(metrics, "consulha_leader") == 0 and value(metrics, "consulha_epoch") == 0
     assert value(metrics, "consulha_transitions_total", **{"from": "leader"}, to="standby",
-                 cause="lease_expired") == 1
+                 cause="self_fenced") == 1
 
 
 def test_endpoint_codes(running):
     metrics, election, clock, alive, port = running
     assert (status_of(port, "/leader"), status_of(port, "/standby")) == (503, 503)  # starting
-    election.candidate("session created")
+    election.candidate(Reason(Cause.SESSION_CREATED))
     assert (status_of(port, "/leader"), status_of(port, "/standby")) == (503, 200)
-    election.promote(7, clock.now, "initial election")
+    election.promote(7, clock.now, Reason(Cause.INITIAL_ELECTION))
     assert (status_of(port, "/leader"), status_of(port, "/standby")) == (200, 503)
     clock.now += 2  # the lease ran out before the watchdog noticed: no longer a leader
     assert status_of(port, "/leader") == 503
@@ -145,21 +146,6 @@ def test_paused_dns_and_consul_counters(running):
     metrics.count_consul_request("kv.get", "ok")
     assert value(metrics, "consulha_consul_requests_total", endpoint="kv.get", result="ok") == 1
     assert value(metrics, "consulha_consul_last_contact_timestamp_seconds") > 0
-
-
-@pytest.mark.parametrize("reason, cause", [
-    ("handover to b requested by ops@h", "handover"),
-    ("takeover by ops@h", "takeover"),
-    ("check failed: api", "check_failed"),
-    ("self-fenced: lease expired 0.100s ago without a confirmation from Consul", "lease_expired"),
-    ("lock released (session invalidated, or released by an operator)", "lock_lost"),
-    ("stale: DNS carries epoch 9, newer than ours (5)", "stale_epoch"),
-    ("not a candidate: Check 'service:app-a-api' is in critical state", "checks_failing"),
-    ("session 1a2b3c4d created: every check passing", "session_created"),
-    ("something nobody foresaw 12345", "other"),
-])
-def test_free_text_reasons_become_few_causes(reason, cause):
-    assert transition_cause(reason) == cause
 
 
 def test_listen_address_is_validated(tmp_path):

@@ -78,7 +78,7 @@ def test_pause_mark_round_trip_and_a_mark_written_by_hand():
     mark = PauseMark(by="ops@host", reason="db migration", since=1700000000.5)
     assert PauseMark.decode(KvEntry(PAUSE_KEY, mark.encode(), None, 9, 0)) == mark
     by_hand = PauseMark.decode(KvEntry(PAUSE_KEY, b"stop it", None, 9, 0))
-    assert by_hand == PauseMark(by="unknown", reason="", since=0.0)  # still a pause
+    assert by_hand == PauseMark(by="", reason="", since=0.0)  # still a pause
     odd = PauseMark.decode(KvEntry(PAUSE_KEY, b'{"by": 3, "since": "yesterday"}', None, 9, 0))
     assert (odd.by, odd.since) == ("3", 0.0)
 

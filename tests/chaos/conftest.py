@@ -22,6 +22,7 @@ from lab.invariants import Report, Window, check
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "chaos: fault injection in network namespaces (root)")
+    config.addinivalue_line("markers", "agent_session(**keys): extra session: keys for the scenario's agents")
 
 
 _swept = False
@@ -48,12 +49,12 @@ def lab(tmp_path_factory, request):
 class Scenario:
     """One scenario on the shared lab: times, checks and metrics."""
 
-    def __init__(self, lab: netlab.ChaosLab, name: str, metrics_path: Path):
+    def __init__(self, lab: netlab.ChaosLab, name: str, metrics_path: Path, session: dict):
         self.lab = lab
         self.name = name
         self.metrics_path = metrics_path
         self.started = time.monotonic()
-        self.steady = lab.reset(name)
+        self.steady = lab.reset(name, **session)
         self.epoch0 = self.steady.holder_epoch
         self.metrics: dict[str, object] = {"scenario": name,
                                            "reset_s": round(time.monotonic() - self.started, 2)}
@@ -136,7 +137,9 @@ class Scenario:
 def scenario(lab, request, tmp_path_factory):
     path = Path(os.environ.get("CONSULHA_CHAOS_METRICS")
                 or tmp_path_factory.getbasetemp() / "chaos-metrics.jsonl")
-    the_scenario = Scenario(lab, request.node.name, path)
+    # @pytest.mark.agent_session(node_checks=[]): extra `session:` keys for this scenario's agents
+    marker = request.node.get_closest_marker("agent_session")
+    the_scenario = Scenario(lab, request.node.name, path, marker.kwargs if marker else {})
     try:
         yield the_scenario
     finally:
