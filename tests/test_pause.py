@@ -64,7 +64,7 @@ def test_a_failing_leader_check_moves_nothing_while_paused_and_resume_fails_over
     lab.wait_dns("b")
     assert second["epoch"] > first["epoch"]
     history = json.loads(consulha("history", "-c", config, "--json").stdout)
-    assert history[-1]["to"] == "b" and history[-1]["cause"] == "check failed: api"
+    assert history[-1]["to"] == "b" and history[-1]["kind"] == "check_failed"
 
 
 def test_planned_handover_still_works_while_paused(lab):
