@@ -178,6 +178,11 @@ class Operations:
             if target is None and not force:
                 return Outcome(False, f"refused: site {site} leads and {why} (use --force to "
                                       f"leave the group without a leader)")
+            # The leader's step-down names nobody, and while paused nobody takes a free lock.
+            if read_control(self.store, self.control_keys).pause is not None and not force:
+                return Outcome(False, f"refused: site {site} leads and the group is paused: "
+                                      f"nobody would take over until resume (hand over first "
+                                      f"with `consulha handover`, or use --force)")
         if dry_run:
             then = (f"it leads, so it would hand over to {target or 'nobody (--force)'}"
                     if is_leader else "it does not lead: it would withdraw from the election")

@@ -15,6 +15,7 @@ from lab.pair import wait_until
 from lab.ports import free_port
 from tests.test_metrics import write_site
 from tests.test_metrics_failover import Scrape
+from tests.test_operations import a_leads_b_stands_by
 
 PAUSE_KEY = "consulha/app/control/pause"
 
@@ -72,6 +73,19 @@ def test_pause_and_resume_show_in_status_history_and_metrics(lab):
     assert history[-1]["epoch"] == first["epoch"]
     table = consulha("history", "-c", config).stdout
     assert "paused by" in table and "resumed by" in table
+
+
+@pytest.mark.integration
+def test_maintenance_of_the_leader_is_refused_while_paused(lab):
+    config, first = a_leads_b_stands_by(lab)
+    assert consulha("pause", "-c", config, "--yes").returncode == 0
+    for dry_run in (["--dry-run"], []):
+        done = consulha("maintenance", "on", "-c", config, *dry_run)
+        assert done.returncode == 1 and "paused" in done.stdout, done.stdout + done.stderr
+    assert lab.store.get("consulha/app/control/maintenance/a")[1] is None
+    assert lab.leader()["epoch"] == first["epoch"]
+    done = consulha("maintenance", "on", "-c", config, "--site", "b")  # a standby: fine
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_pause_mark_round_trip_and_a_mark_written_by_hand():
