@@ -47,6 +47,7 @@ CONVERGENCE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 IDENTITY_HEADER = "X-Consulha-Site"
 SCRAPE_CONSUL_TIMEOUT = 1.0
 
+
 class Metrics:
     """The agent's metric set in a registry of its own; cheap to keep when nobody scrapes it."""
 
@@ -54,8 +55,7 @@ class Metrics:
         self.cfg = cfg
         self.keys = Keys(cfg)
         self.registry = CollectorRegistry(auto_describe=True)
-        ids = {"group": cfg.group, "site": cfg.site}
-        self.identity_labels = ids
+        self.identity_labels = ids = {"group": cfg.group, "site": cfg.site}
         self._election: Election | None = None
         self._making_progress: Callable[[], bool] = lambda: False
 
