@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import threading
 import time
 from dataclasses import replace
@@ -49,7 +50,7 @@ from consulha.watch import WATCH_WAIT, PrefixWatch
 
 log = logging.getLogger("consulha.agent")
 
-NOT_CANDIDATE_RETRY = 0.25  # Consul refused a session (a check not passing): ask again after this
+RETRY_JITTER = 0.1  # spread retries so that many groups on one host do not move in lock step
 
 
 class Agent:
@@ -78,6 +79,7 @@ class Agent:
         self._health_stop = threading.Event()
         self._last_tick = clock()
         self._published: SiteReport | None = None
+        self._node_name: str | None = None  # of the local Consul agent, read when first needed
         self.registrar = Registrar(cfg, self.keys, self.store)
         self.watch = PrefixWatch(ConsulStore(cfg.consul, self.timing.request_timeout, max_wait=WATCH_WAIT),
                                  cfg.key_prefix, self.control_keys, self.keys.candidates, clock)
@@ -139,7 +141,7 @@ class Agent:
                 delay = backoff.next()
                 self._lose_consul(Reason(Cause.CONSUL_UNAVAILABLE, f"consul unavailable: {error}"))
                 log.warning("consul unavailable (%s); retrying in %.1fs", error, delay)
-                self.stop_event.wait(delay)
+                self.stop_event.wait(delay + random.uniform(0, RETRY_JITTER))
             except ConsulRefused as error:
                 delay = backoff.next()
                 self.election.ineligible(Reason(Cause.CONSUL_REFUSED, f"consul refused: {error}"))
@@ -260,7 +262,7 @@ class Agent:
             session = self.lock.create_session(paused)
         except CheckNotPassing as error:
             self.election.ineligible(Reason(Cause.NOT_A_CANDIDATE, f"not a candidate: {error}"))
-            self.stop_event.wait(NOT_CANDIDATE_RETRY)
+            self._wait_for_check_change()
             return
         self.memory.new_session(session, paused, self._clock(), self.timing.renew)
         self.election.candidate(Reason(Cause.SESSION_CREATED, f"session {session[:8]} created: "
@@ -280,6 +282,20 @@ class Agent:
         except CheckNotPassing as error:
             # Resumed while one of our checks fails: what the pause held back happens now.
             self.lock.hand_over(Reason(Cause.CHECK_FAILED, f"failover resumed with a failing check: {error}"))
+
+    def _wait_for_check_change(self) -> None:
+        """Refused a session: ask again only once one of our node's checks changed (a blocking
+        query), not on a timer: in an incident, many ineligible groups polling session creation
+        are load on the servers exactly when they are busiest."""
+        if self._node_name is None:
+            self._node_name = self.store.node_name()
+        index = self.memory.checks_index
+        self.memory.checks_index = self.store.wait_node_checks(self._node_name, index,
+                                                               self.timing.standby_wait)
+        if index == 0:  # that answer only gave us an index to block on
+            self.memory.checks_index = self.store.wait_node_checks(
+                self._node_name, self.memory.checks_index, self.timing.standby_wait)
+        self.stop_event.wait(random.uniform(0, RETRY_JITTER))
 
     def _hold_off(self) -> None:
         """DNS carries a newer epoch than ours: stay away from the lock for one session TTL."""

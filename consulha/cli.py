@@ -6,6 +6,7 @@ converged, a check failed); 2 usage or configuration error (nothing was changed)
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -13,16 +14,13 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from consulha.config import Config, ConfigError, load_config
-
-if TYPE_CHECKING:
-    from consulha.operations import Outcome
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True,
@@ -36,6 +34,22 @@ errors = Console(stderr=True)
 ConfigOption = typer.Option(..., "-c", "--config", help="The site's YAML config file.")
 DryRunOption = typer.Option(False, "--dry-run",
                             help="Check and print what would happen; change nothing.")
+
+
+def one_line_errors(command):
+    """Consul or DNS failing under an operator command is one line naming what failed and
+    where (the messages never carry a secret), exit 1: not a traceback."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from consulha.consul_store import ConsulRefused, ConsulUnavailable
+        from consulha.dns import DnsError
+
+        try:
+            return command(*args, **kwargs)
+        except (ConsulUnavailable, ConsulRefused, DnsError) as error:
+            errors.print(f"[red]error:[/] {command.__name__}: {error}", highlight=False)
+            raise typer.Exit(1)
+    return run
 
 
 def _load(path: Path, check_listen: bool = False) -> Config:
@@ -106,6 +120,7 @@ def validate(
 
 
 @app.command()
+@one_line_errors
 def status(
     config: Path = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -217,21 +232,9 @@ def _duration(text: str, option: str) -> float:
     return seconds
 
 
-def _ask_consul(action: Callable[[], "Outcome"]) -> "Outcome":
-    """Run an operator action; Consul down or refusing is one line on stderr and exit 1."""
-    from consulha.consul_store import ConsulRefused, ConsulUnavailable
-
-    try:
-        return action()
-    except (ConsulUnavailable, ConsulRefused) as error:
-        errors.print(f"consul: {error}", highlight=False)
-        raise typer.Exit(1)
-
-
-def _finish(action: Callable[[], "Outcome"], as_json: bool) -> None:
+def _finish(outcome, as_json: bool) -> None:
     from consulha.operations import outcome_json
 
-    outcome = _ask_consul(action)
     if as_json:
         print(json.dumps(outcome_json(outcome), indent=2, sort_keys=True))
     else:
@@ -241,6 +244,7 @@ def _finish(action: Callable[[], "Outcome"], as_json: bool) -> None:
 
 
 @app.command()
+@one_line_errors
 def handover(
     config: Path = ConfigOption,
     to: Optional[str] = typer.Option(None, "--to", help="Target site (default: any healthy candidate)."),
@@ -252,11 +256,11 @@ def handover(
     """Planned switchover: the leader releases, the target takes the lock, DNS moves once."""
     cfg = _load(config)
     seconds = _duration(timeout, "--timeout")
-    _finish(lambda: _operations(cfg).handover(to, seconds, wait=not no_wait, dry_run=dry_run),
-            as_json)
+    _finish(_operations(cfg).handover(to, seconds, wait=not no_wait, dry_run=dry_run), as_json)
 
 
 @app.command()
+@one_line_errors
 def takeover(
     config: Path = ConfigOption,
     site: str = typer.Option(..., "--site", help="The healthy candidate that must take over."),
@@ -268,14 +272,15 @@ def takeover(
     """Forced failover: destroy the leader's session so SITE acquires after lock-delay."""
     cfg = _load(config)
     seconds = _duration(timeout, "--timeout")
-    if not (yes or dry_run) and not typer.confirm(f"Destroy the current leader's session so that site {site} "
-                                     f"takes over?"):
+    if not (yes or dry_run) and not typer.confirm(
+            f"Destroy the current leader's session so that site {site} takes over?"):
         errors.print("aborted: nothing changed")
         raise typer.Exit(1)
-    _finish(lambda: _operations(cfg).takeover(site, seconds, dry_run=dry_run), as_json)
+    _finish(_operations(cfg).takeover(site, seconds, dry_run=dry_run), as_json)
 
 
 @app.command()
+@one_line_errors
 def maintenance(
     state: str = typer.Argument(..., help="on or off"),
     config: Path = ConfigOption,
@@ -292,11 +297,12 @@ def maintenance(
         raise typer.Exit(2)
     cfg = _load(config)
     seconds = _duration(timeout, "--timeout")
-    _finish(lambda: _operations(cfg).maintenance(site or cfg.site, state == "on", reason, force,
-                                                 seconds, dry_run=dry_run), as_json)
+    _finish(_operations(cfg).maintenance(site or cfg.site, state == "on", reason, force, seconds,
+                                         dry_run=dry_run), as_json)
 
 
 @app.command()
+@one_line_errors
 def pause(
     config: Path = ConfigOption,
     reason: Optional[str] = typer.Option(None, "--reason", help="Shown by status and history."),
@@ -313,20 +319,22 @@ def pause(
                                      f"leader dies meanwhile, nobody takes over until resume."):
         errors.print("aborted: nothing changed")
         raise typer.Exit(1)
-    _finish(lambda: _operations(cfg).pause(reason), as_json)
+    _finish(_operations(cfg).pause(reason), as_json)
 
 
 @app.command()
+@one_line_errors
 def resume(
     config: Path = ConfigOption,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """End a pause: automatic failover is on again (a standby takes a free lock at once)."""
     cfg = _load(config)
-    _finish(lambda: _operations(cfg).resume(), as_json)
+    _finish(_operations(cfg).resume(), as_json)
 
 
 @app.command()
+@one_line_errors
 def history(
     config: Path = ConfigOption,
     limit: int = typer.Option(20, "--limit", min=1, max=100),
@@ -334,7 +342,7 @@ def history(
 ) -> None:
     """Recorded leadership changes, newest last: time, epoch, from, to, cause."""
     cfg = _load(config)
-    outcome = _ask_consul(lambda: _operations(cfg).history(limit))
+    outcome = _operations(cfg).history(limit)
     if as_json:
         print(json.dumps(outcome.data["history"], indent=2))
         return

@@ -37,6 +37,7 @@ class SessionMemory:
     free_seen: tuple[int, float] | None = None  # (ModifyIndex of the free key, first seen at)
     hold_off_until: float = 0.0
     local_failing: tuple[str, ...] = ()  # as of the last read of the local agent's checks
+    checks_index: int = 0               # blocking-query index of our node's checks (ineligible)
 
     def new_session(self, session: str, paused: bool, now: float, renew: float) -> None:
         self.session, self.next_renew, self.candidate_key_held = session, now + renew, False

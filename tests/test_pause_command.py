@@ -1,5 +1,6 @@
 """`consulha pause` / `resume`, operator side: the mark in Consul, status, history, the metric,
-refusals, and Consul being down. (What the agents do while paused: tests/test_pause.py.)"""
+refusals. (What the agents do while paused: tests/test_pause.py; Consul failing under them:
+tests/test_cli_errors.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from consulha.consul_store import KvEntry
 from consulha.control import PauseMark
 from lab.pair import wait_until
 from lab.ports import free_port
-from tests.test_metrics import write_site
 from tests.test_metrics_failover import Scrape
 from tests.test_operations import a_leads_b_stands_by
 
@@ -95,12 +95,3 @@ def test_pause_mark_round_trip_and_a_mark_written_by_hand():
     assert by_hand == PauseMark(by="", reason="", since=0.0)  # still a pause
     odd = PauseMark.decode(KvEntry(PAUSE_KEY, b'{"by": 3, "since": "yesterday"}', None, 9, 0))
     assert (odd.by, odd.since) == ("3", 0.0)
-
-
-def test_operator_commands_with_consul_down_print_one_line_and_exit_1(tmp_path):
-    config = write_site(tmp_path)  # Consul at 127.0.0.1:1: nothing listens there
-    for command in (["pause", "--yes"], ["resume"], ["handover", "--dry-run"], ["history"]):
-        done = consulha(*command, "-c", config)
-        assert done.returncode == 1, (command, done.stdout, done.stderr)
-        assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr
-        assert done.stderr.startswith("consul: ")
