@@ -240,8 +240,7 @@ class Agent:
         self.lock.keep_candidate_key()
         self.election.candidate(Reason(Cause.COMPETING, "consul answers again: competing"))
         if d.act == Act.RESUME:
-            if self.lock.resume(d.epoch, d.reason):
-                self.publisher.wake()
+            self.lock.resume(d.epoch, d.reason)
         elif d.act == Act.RELEASE_OURS:
             self.lock.release_ours()
         elif d.act == Act.ASK_FAILBACK:
@@ -249,9 +248,7 @@ class Agent:
         elif d.act == Act.WAIT_FOR_LOCK:
             self.memory.leader_index = 0  # the next read must not block: nothing will change the key
         elif d.act == Act.ACQUIRE:
-            if self.lock.acquire(s):
-                self.publisher.wake()
-            else:
+            if not self.lock.acquire(s):
                 # Refused while lock-delay runs, or lost: retry on a short timer (a blocking
                 # read would not wake us when the delay ends).
                 self.memory.leader_index = 0
@@ -330,6 +327,8 @@ class Agent:
         log.info("role %s -> %s (epoch %s): %s", transition.old.value, transition.new.value,
                  transition.epoch, transition.reason)
         if transition.new == Role.LEADER:
+            # From inside the promotion: DNS goes out before the win is recorded in history.
+            self.publisher.wake()
             self.hooks.submit("promote", transition.epoch, str(transition.reason))
         elif transition.old == Role.LEADER:
             self.hooks.submit("demote", transition.epoch, str(transition.reason))
