@@ -34,6 +34,7 @@ bench: deps
 	$(PY) bench/failover.py --runs 20 --scenarios check,check-fbc3,sigkill,stop,handover
 	$(PY) bench/consul_lock.py --runs 3
 	$(PY) bench/sites.py --runs 20 --lock-runs 3
+	$(PY) bench/idle.py
 	$(PY) bench/report.py
 
 chaos: deps

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
+from lab import daemon
 from lab.ports import free_port
 
 NAMED = os.environ.get("CONSULHA_NAMED", "named")
@@ -111,21 +111,10 @@ class NamedServer:
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, wait up to `timeout`, then SIGKILL. Safe to call twice."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        daemon.terminate(process, timeout)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return daemon.log_tail(self.log_path, lines)
 
     def _answers_soa(self) -> bool:
         query = dns.message.make_query(self.zone, "SOA")
