@@ -156,11 +156,12 @@ class Lab:
                 raise RuntimeError(f"{name}: container did not start (see {host.dir}/console.log)")
             time.sleep(0.1)
         state = ""
-        while not state and time.monotonic() < deadline:
-            # Empty until the container's systemd answers on its bus (just after exec).
+        while state in ("", "offline", "unknown") and time.monotonic() < deadline:
+            # Empty or "offline" until the container's systemd answers on its bus (just after
+            # exec); --wait then waits out "initializing" and "starting".
             state = sh("nsenter", "-t", str(pid), "-a", "systemctl", "is-system-running", "--wait",
                        check=False, timeout=max(1.0, deadline - time.monotonic())).stdout.strip()
-            time.sleep(0 if state else 0.2)
+            time.sleep(0.2 if state in ("", "offline", "unknown") else 0)
         if state != "running":
             failed = sh("nsenter", "-t", str(pid), "-a", "systemctl", "--failed", "--no-legend",
                         check=False).stdout
