@@ -1,8 +1,9 @@
-"""A throw-away BIND primary on loopback, for the demo, tests and benchmarks.
+"""A throw-away BIND primary (and secondaries) on loopback, for the demo, tests and benchmarks.
 
-It serves one zone that accepts RFC 2136 updates signed with a TSIG key,
-under a least-privilege update-policy: the key may only touch the managed
-records (A/AAAA/CNAME) and their ``_consulha.`` fence TXT records.
+The primary serves its zones and accepts RFC 2136 updates signed with a TSIG key, under a
+least-privilege update-policy: the key may only touch the managed records (A/AAAA/CNAME) and
+their ``_consulha.`` fence TXT records. A `NamedSecondary` transfers the zones from it and
+follows its changes by NOTIFY + IXFR, as secondaries that clients ask do in production.
 """
 
 from __future__ import annotations
@@ -31,63 +32,33 @@ def random_secret() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-class NamedServer:
-    """Start `named -g` (foreground) on 127.0.0.1:<port> (TCP+UDP), in a private
-    work dir, serving one primary zone with a TSIG key and a least-privilege
-    update-policy."""
+class _Named:
+    """One `named -g` (foreground) on 127.0.0.1:<port> (TCP+UDP) in a private work dir.
+    Subclasses write their files in `_write_files`."""
 
-    def __init__(
-        self,
-        workdir: str | Path,
-        zone: str = "example.test.",
-        records: tuple[str, ...] | list[str] = ("app.example.test.",),
-        port: int | None = None,
-        key_name: str = "consulha-key",
-        initial: dict[str, str] | None = None,
-        extra_keys: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, workdir: str | Path, zone: str, port: int | None) -> None:
         self.workdir = Path(workdir).resolve()
         self.zone = _absolute(zone)
-        self.records = tuple(_absolute(r) for r in records)
         self.port = port if port is not None else free_port()
         self.address = ("127.0.0.1", self.port)
-        self.key_name = key_name
-        self.secret = random_secret()
-        self.initial = {_absolute(k): v for k, v in (initial or {}).items()}
-        # Keys that named knows but grants nothing: their updates must be REFUSED.
-        self.extra_keys = dict(extra_keys or {})
         self.conf_path = self.workdir / "named.conf"
-        self.zone_path = self.workdir / f"db.{self.zone.rstrip('.')}"
         self.log_path = self.workdir / "named.log"
         self._process: subprocess.Popen | None = None
 
-    def __repr__(self) -> str:
-        return f"NamedServer(zone={self.zone!r}, address={self.address!r}, key_name={self.key_name!r})"
-
-    def __enter__(self) -> "NamedServer":
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
-    def tsig_key_file(self) -> Path:
-        """Write the secret to <workdir>/tsig.key (mode 0600) and return its path."""
-        path = self.workdir / "tsig.key"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(self.secret + "\n")
-        os.chmod(path, 0o600)  # O_CREAT's mode is ignored when the file already existed
-        return path
-
-    def start(self, timeout: float = 10.0) -> "NamedServer":
-        """Write the config and zone, start named and wait until it answers an
+    def start(self, timeout: float = 10.0):
+        """Write the config and zones, start named and wait until it answers an
         SOA query. Raises RuntimeError with the tail of named's log if it exits
         or does not answer within `timeout` seconds (and then stops it)."""
         if self._process is not None:
             return self
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(self._named_conf())
-        self.zone_path.write_text(self._zone_file())
+        self._write_files()
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [NAMED, "-4", "-g", "-c", str(self.conf_path)],
@@ -127,6 +98,15 @@ class NamedServer:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def soa_serial(self, zone: str | None = None) -> int:
+        """The zone's SOA serial as this server answers it now (TCP)."""
+        response = dns.query.tcp(dns.message.make_query(zone or self.zone, "SOA"), "127.0.0.1", timeout=2,
+                                 port=self.port)
+        return response.answer[0][0].serial
+
+    def _write_files(self) -> None:
+        raise NotImplementedError
+
     def _answers_soa(self) -> bool:
         query = dns.message.make_query(self.zone, "SOA")
         try:
@@ -137,44 +117,99 @@ class NamedServer:
         # named answers SERVFAIL while the zone is still loading.
         return response.rcode() == dns.rcode.NOERROR and bool(response.answer)
 
+
+class NamedServer(_Named):
+    """The primary: its zones with a TSIG key and a least-privilege update-policy."""
+
+    def __init__(
+        self,
+        workdir: str | Path,
+        zone: str = "example.test.",
+        records: tuple[str, ...] | list[str] = ("app.example.test.",),
+        port: int | None = None,
+        key_name: str = "consulha-key",
+        initial: dict[str, str] | None = None,
+        extra_keys: dict[str, str] | None = None,
+        extra_zones: tuple[str, ...] = (),
+        notify_ports: tuple[int, ...] = (),
+    ) -> None:
+        """`records` may lie in `zone` or any of `extra_zones`; each is granted in its zone.
+        After each change, NOTIFY goes at once to the secondaries on 127.0.0.1:`notify_ports`."""
+        super().__init__(workdir, zone, port)
+        self.zones = (self.zone, *(_absolute(z) for z in extra_zones))
+        self.notify_ports = tuple(notify_ports)
+        self.records = tuple(_absolute(r) for r in records)
+        self.key_name = key_name
+        self.secret = random_secret()
+        self.initial = {_absolute(k): v for k, v in (initial or {}).items()}
+        # Keys that named knows but grants nothing: their updates must be REFUSED.
+        self.extra_keys = dict(extra_keys or {})
+        self.zone_path = self.zone_path_of(self.zone)
+
+    def __repr__(self) -> str:
+        return f"NamedServer(zones={self.zones!r}, address={self.address!r}, key_name={self.key_name!r})"
+
+    def tsig_key_file(self) -> Path:
+        """Write the secret to <workdir>/tsig.key (mode 0600) and return its path."""
+        path = self.workdir / "tsig.key"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.secret + "\n")
+        os.chmod(path, 0o600)  # O_CREAT's mode is ignored when the file already existed
+        return path
+
+    def zone_path_of(self, zone: str) -> Path:
+        return self.workdir / f"db.{zone.rstrip('.')}"
+
+    def _write_files(self) -> None:
+        self.conf_path.write_text(self._named_conf())
+        for zone in self.zones:
+            self.zone_path_of(zone).write_text(self._zone_file(zone))
+
     def _named_conf(self) -> str:
         keys = {self.key_name: self.secret, **self.extra_keys}
         key_clauses = "".join(
             f'key "{name}" {{ algorithm {ALGORITHM}; secret "{secret}"; }};\n'
             for name, secret in keys.items()
         )
-        grants = "".join(
-            f"        grant {self.key_name} name {record} A AAAA CNAME;\n"
-            f"        grant {self.key_name} name _consulha.{record} TXT;\n"
-            for record in self.records
-        )
-        w = self.workdir
+        if self.notify_ports:
+            # Only to the listed secondaries (none run on port 53), at once: notify-delay
+            # would otherwise hold each NOTIFY back for up to 5 s.
+            targets = " ".join(f"127.0.0.1 port {port};" for port in self.notify_ports)
+            notify = f"    notify explicit;\n    also-notify {{ {targets} }};\n    notify-delay 0;\n"
+        else:
+            notify = "    notify no;\n"
+        transfer = "127.0.0.1;" if self.notify_ports else "none;"
         return (
             "options {\n"
-            f'    directory "{w}";\n'
+            f'    directory "{self.workdir}";\n'
             f"    listen-on port {self.port} {{ 127.0.0.1; }};\n"
-            "    listen-on-v6 { none; };\n"
-            "    recursion no;\n"
-            "    dnssec-validation no;\n"
-            f'    pid-file "{w}/named.pid";\n'
-            f'    session-keyfile "{w}/session.key";\n'
-            f'    managed-keys-directory "{w}";\n'
-            "    notify no;\n"
-            "    allow-transfer { none; };\n"
+            + _common_options(self.workdir) + notify +
+            f"    allow-transfer {{ {transfer} }};\n"
             "};\n"
             "controls { };\n"
             f"{key_clauses}"
-            f'zone "{self.zone}" {{\n'
+            + "".join(self._zone_clause(zone) for zone in self.zones)
+        )
+
+    def _zone_clause(self, zone: str) -> str:
+        grants = "".join(
+            f"        grant {self.key_name} name {record} A AAAA CNAME;\n"
+            f"        grant {self.key_name} name _consulha.{record} TXT;\n"
+            for record in self.records if _zone_of(record, self.zones) == zone
+        )
+        return (
+            f'zone "{zone}" {{\n'
             "    type master;\n"
-            f'    file "{self.zone_path}";\n'
+            f'    file "{self.zone_path_of(zone)}";\n'
             "    update-policy {\n"
-            f"{grants}"
+            f"{grants or f'        grant {self.key_name} name nothing.{zone} TXT;'}\n"
             "    };\n"
             "};\n"
         )
 
-    def _zone_file(self) -> str:
-        z = self.zone
+    def _zone_file(self, zone: str | None = None) -> str:
+        z = zone or self.zone
         lines = [
             "$TTL 30",
             # The last SOA field (negative-caching TTL) is small so a freshly
@@ -183,8 +218,61 @@ class NamedServer:
             f"{z} IN NS ns.{z}",
             f"ns.{z} IN A 127.0.0.1",
         ]
-        lines += [f"{record} IN A {value}" for record, value in self.initial.items()]
+        lines += [f"{record} IN A {value}" for record, value in self.initial.items()
+                  if _zone_of(record, self.zones) == z]
         return "\n".join(lines) + "\n"
+
+
+class NamedSecondary(_Named):
+    """Secondary for every zone of `primary`: it transfers them at start and follows NOTIFY +
+    IXFR. Give its port to the primary's `notify_ports`, or it only catches up at the zone's
+    SOA refresh (an hour): a lagging secondary."""
+
+    def __init__(self, workdir: str | Path, primary: NamedServer, port: int | None = None) -> None:
+        super().__init__(workdir, primary.zone, port)
+        self.primary = primary
+
+    def __repr__(self) -> str:
+        return f"NamedSecondary(zones={self.primary.zones!r}, address={self.address!r})"
+
+    def _write_files(self) -> None:
+        self.conf_path.write_text(self._named_conf())
+
+    def _named_conf(self) -> str:
+        zones = "".join(
+            f'zone "{zone}" {{\n    type secondary;\n'
+            f"    primaries {{ 127.0.0.1 port {self.primary.port}; }};\n"
+            f'    file "{self.workdir / ("db." + zone.rstrip("."))}";\n}};\n'
+            for zone in self.primary.zones
+        )
+        return (
+            "options {\n"
+            f'    directory "{self.workdir}";\n'
+            f"    listen-on port {self.port} {{ 127.0.0.1; }};\n"
+            + _common_options(self.workdir) +
+            "    notify no;\n"
+            "    allow-transfer { none; };\n"
+            "};\n"
+            "controls { };\n"
+            f"{zones}"
+        )
+
+
+def _common_options(workdir: Path) -> str:
+    return (
+        "    listen-on-v6 { none; };\n"
+        "    recursion no;\n"
+        "    dnssec-validation no;\n"
+        f'    pid-file "{workdir}/named.pid";\n'
+        f'    session-keyfile "{workdir}/session.key";\n'
+        f'    managed-keys-directory "{workdir}";\n'
+    )
+
+
+def _zone_of(name: str, zones: tuple[str, ...]) -> str | None:
+    """The longest of `zones` that `name` lies in."""
+    inside = [zone for zone in zones if name == zone or name.endswith("." + zone)]
+    return max(inside, key=len, default=None)
 
 
 def _absolute(name: str) -> str:
