@@ -41,6 +41,7 @@ class _Named:
         self.zone = _absolute(zone)
         self.port = port if port is not None else free_port()
         self.address = ("127.0.0.1", self.port)
+        self.zones = (self.zone,)
         self.conf_path = self.workdir / "named.conf"
         self.log_path = self.workdir / "named.log"
         self._process: subprocess.Popen | None = None
@@ -108,14 +109,18 @@ class _Named:
         raise NotImplementedError
 
     def _answers_soa(self) -> bool:
-        query = dns.message.make_query(self.zone, "SOA")
-        try:
-            # TCP, because a closed port refuses at once where UDP would wait out a timeout.
-            response = dns.query.tcp(query, "127.0.0.1", timeout=0.5, port=self.port)
-        except (dns.exception.Timeout, OSError, EOFError):
-            return False
-        # named answers SERVFAIL while the zone is still loading.
-        return response.rcode() == dns.rcode.NOERROR and bool(response.answer)
+        """Whether it serves every zone (a secondary: has transferred every zone)."""
+        for zone in self.zones:
+            query = dns.message.make_query(zone, "SOA")
+            try:
+                # TCP, because a closed port refuses at once where UDP would wait out a timeout.
+                response = dns.query.tcp(query, "127.0.0.1", timeout=0.5, port=self.port)
+            except (dns.exception.Timeout, OSError, EOFError):
+                return False
+            # named answers SERVFAIL while the zone is still loading.
+            if response.rcode() != dns.rcode.NOERROR or not response.answer:
+                return False
+        return True
 
 
 class NamedServer(_Named):
@@ -231,6 +236,7 @@ class NamedSecondary(_Named):
     def __init__(self, workdir: str | Path, primary: NamedServer, port: int | None = None) -> None:
         super().__init__(workdir, primary.zone, port)
         self.primary = primary
+        self.zones = primary.zones
 
     def __repr__(self) -> str:
         return f"NamedSecondary(zones={self.primary.zones!r}, address={self.address!r})"
@@ -243,7 +249,7 @@ class NamedSecondary(_Named):
             f'zone "{zone}" {{\n    type secondary;\n'
             f"    primaries {{ 127.0.0.1 port {self.primary.port}; }};\n"
             f'    file "{self.workdir / ("db." + zone.rstrip("."))}";\n}};\n'
-            for zone in self.primary.zones
+            for zone in self.zones
         )
         return (
             "options {\n"

@@ -24,6 +24,7 @@ class ServerView:
     values: dict[tuple[str, str], Answer]  # (name, type) -> its answer
     epochs: dict[str, int | None | str] = field(default_factory=dict)  # fence -> epoch, None, or error
     serials: dict[str, int | str] = field(default_factory=dict)  # zone -> SOA serial or error
+    failure: str | None = None  # the timeout or network error that cut the server's questions short
 
     def converged(self, wanted: dict[tuple[str, str], tuple[str, ...]], epoch: int | None) -> bool:
         """Every record answers its wanted value, and (when fences are read) every fence `epoch`."""
@@ -31,7 +32,9 @@ class ServerView:
                 and all(stored == epoch for stored in self.epochs.values()))
 
     def describe(self) -> str:
-        """ "app.example.test. A 192.0.2.1, epoch 5, serial 7" for a log line."""
+        """ "app.example.test. A 192.0.2.1, epoch 5, serial 7" (or the failure) for a log line."""
+        if self.failure:
+            return self.failure
         parts = [f"{name} {rtype} {_text(answer)}" for (name, rtype), answer in self.values.items()]
         parts += [f"epoch {epoch}" for epoch in self.epochs.values()]
         parts += [f"serial {serial}" for serial in self.serials.values()]
@@ -40,7 +43,7 @@ class ServerView:
     def as_json(self) -> dict:
         return {"records": {f"{name} {rtype}": list(a) if isinstance(a, tuple) else a
                             for (name, rtype), a in self.values.items()},
-                "fence_epochs": dict(self.epochs), "soa_serials": dict(self.serials)}
+                "fence_epochs": dict(self.epochs), "soa_serials": dict(self.serials), "error": self.failure}
 
 
 class Verifier:
@@ -94,7 +97,7 @@ class Verifier:
         for zone in self.cfg.zones:
             soa = asked(zone, "SOA")
             serials[zone] = soa if isinstance(soa, str) else int(soa[0].split()[2]) if soa else "no SOA"
-        return ServerView(server=where(server), values=values, epochs=epochs, serials=serials)
+        return ServerView(server=where(server), values=values, epochs=epochs, serials=serials, failure=failed)
 
 
 def describe_laggards(laggards: dict[str, ServerView]) -> str:
