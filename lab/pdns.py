@@ -90,6 +90,8 @@ class PowerDnsServer:
             self._pdnsutil("set-meta", zone, "TSIG-ALLOW-DNSUPDATE", self.key_name)
             # Without it the first update jumps the serial to a date (YYYYMMDDnn); INCREASE is +1.
             self._pdnsutil("set-meta", zone, "SOA-EDIT-DNSUPDATE", "INCREASE")
+            # HTTP API changes leave the serial alone unless told (secondaries would never see them).
+            self._pdnsutil("set-meta", zone, "SOA-EDIT-API", "INCREASE")
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen([PDNS_SERVER, f"--config-dir={self.workdir}"],
                                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -4,7 +4,7 @@ The contract (docs/dns-providers.md):
 
     COMMAND read    --record R --type T [--record R --type T ...]
         prints JSON {"records": [{"record": R, "type": T, "values": [...]}, ...], "epoch": N or null}
-    COMMAND publish --epoch N --site S --record R --type T --value V [--record ... --value ...]
+    COMMAND publish --epoch N --site S --ttl T --record R --type T --value V [--record ... --value ...]
         exit 0: done; exit 3 (EXIT_STALE): refused, the stored epoch is newer; anything else: error
 
 Secrets reach it only through the environment (dns.secret_env) or files it reads itself, never
@@ -74,7 +74,8 @@ class CommandProvider:
             raise StaleEpochError(epoch, before.epoch, self.program)
         if before.values == self.wanted and (not self.cfg.fencing or before.epoch == epoch):
             return PublishResult(changed=False, before=before, epoch=epoch)
-        arguments = ["--epoch", str(epoch), "--site", self.site, *self._record_arguments(with_values=True)]
+        arguments = ["--epoch", str(epoch), "--site", self.site, "--ttl", str(self.cfg.ttl),
+                     *self._record_arguments(with_values=True)]
         code, _ = self._run("publish", arguments, expect_exit=(0, EXIT_STALE))
         if code == EXIT_STALE:
             stored = self.read_state().epoch
