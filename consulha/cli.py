@@ -61,7 +61,7 @@ def agent(
     from consulha.agent import Agent
     from consulha.logs import setup_logging
 
-    secrets = [cfg.consul.token or "", cfg.dns.tsig.secret if cfg.dns.tsig else ""]
+    secrets = [cfg.consul.token or "", cfg.dns.tsig.secret if cfg.dns.tsig else "", *dict(cfg.dns.secret_env).values()]
     setup_logging(log_format, logging.DEBUG if verbose else logging.INFO, secrets)
     for warning in cfg.warnings:
         logging.getLogger("consulha").warning("%s", warning)

@@ -11,17 +11,10 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import signal
-import subprocess
-import time
 from pathlib import Path
 
-import dns.exception
-import dns.message
-import dns.query
-import dns.rcode
-
-from lab.ports import free_port
+from lab.dnsserver import DnsServerProcess
+from lab.dnsserver import absolute as _absolute
 
 NAMED = os.environ.get("CONSULHA_NAMED", "named")
 ALGORITHM = "hmac-sha256"
@@ -32,98 +25,7 @@ def random_secret() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-class _Named:
-    """One `named -g` (foreground) on 127.0.0.1:<port> (TCP+UDP) in a private work dir.
-    Subclasses write their files in `_write_files`."""
-
-    def __init__(self, workdir: str | Path, zone: str, port: int | None) -> None:
-        self.workdir = Path(workdir).resolve()
-        self.zone = _absolute(zone)
-        self.port = port if port is not None else free_port()
-        self.address = ("127.0.0.1", self.port)
-        self.zones = (self.zone,)
-        self.conf_path = self.workdir / "named.conf"
-        self.log_path = self.workdir / "named.log"
-        self._process: subprocess.Popen | None = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    def start(self, timeout: float = 10.0):
-        """Write the config and zones, start named and wait until it answers an
-        SOA query. Raises RuntimeError with the tail of named's log if it exits
-        or does not answer within `timeout` seconds (and then stops it)."""
-        if self._process is not None:
-            return self
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self._write_files()
-        with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                [NAMED, "-4", "-g", "-c", str(self.conf_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self._process = None
-                raise RuntimeError(f"named exited with status {code}:\n{self.log_tail()}")
-            if self._answers_soa():
-                return self
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"named did not answer on {self.port} within {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM, wait up to `timeout`, then SIGKILL. Safe to call twice."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def soa_serial(self, zone: str | None = None) -> int:
-        """The zone's SOA serial as this server answers it now (TCP)."""
-        response = dns.query.tcp(dns.message.make_query(zone or self.zone, "SOA"), "127.0.0.1", timeout=2,
-                                 port=self.port)
-        return response.answer[0][0].serial
-
-    def _write_files(self) -> None:
-        raise NotImplementedError
-
-    def _answers_soa(self) -> bool:
-        """Whether it serves every zone (a secondary: has transferred every zone)."""
-        for zone in self.zones:
-            query = dns.message.make_query(zone, "SOA")
-            try:
-                # TCP, because a closed port refuses at once where UDP would wait out a timeout.
-                response = dns.query.tcp(query, "127.0.0.1", timeout=0.5, port=self.port)
-            except (dns.exception.Timeout, OSError, EOFError):
-                return False
-            # named answers SERVFAIL while the zone is still loading.
-            if response.rcode() != dns.rcode.NOERROR or not response.answer:
-                return False
-        return True
-
-
-class NamedServer(_Named):
+class NamedServer(DnsServerProcess):
     """The primary: its zones with a TSIG key and a least-privilege update-policy."""
 
     def __init__(
@@ -142,6 +44,8 @@ class NamedServer(_Named):
         After each change, NOTIFY goes at once to the secondaries on 127.0.0.1:`notify_ports`."""
         super().__init__(workdir, zone, port)
         self.zones = (self.zone, *(_absolute(z) for z in extra_zones))
+        self.conf_path = self.workdir / "named.conf"
+        self.log_path = self.workdir / "named.log"
         self.notify_ports = tuple(notify_ports)
         self.records = tuple(_absolute(r) for r in records)
         self.key_name = key_name
@@ -165,6 +69,9 @@ class NamedServer(_Named):
 
     def zone_path_of(self, zone: str) -> Path:
         return self.workdir / f"db.{zone.rstrip('.')}"
+
+    def _command(self) -> list[str]:
+        return [NAMED, "-4", "-g", "-c", str(self.conf_path)]
 
     def _write_files(self) -> None:
         self.conf_path.write_text(self._named_conf())
@@ -228,18 +135,22 @@ class NamedServer(_Named):
         return "\n".join(lines) + "\n"
 
 
-class NamedSecondary(_Named):
+class NamedSecondary(DnsServerProcess):
     """Secondary for every zone of `primary`: it transfers them at start and follows NOTIFY +
     IXFR. Give its port to the primary's `notify_ports`, or it only catches up at the zone's
     SOA refresh (an hour): a lagging secondary."""
 
     def __init__(self, workdir: str | Path, primary: NamedServer, port: int | None = None) -> None:
         super().__init__(workdir, primary.zone, port)
+        self.conf_path = self.workdir / "named.conf"
+        self.log_path = self.workdir / "named.log"
         self.primary = primary
         self.zones = primary.zones
 
     def __repr__(self) -> str:
         return f"NamedSecondary(zones={self.primary.zones!r}, address={self.address!r})"
+
+    _command = NamedServer._command
 
     def _write_files(self) -> None:
         self.conf_path.write_text(self._named_conf())
@@ -280,6 +191,3 @@ def _zone_of(name: str, zones: tuple[str, ...]) -> str | None:
     inside = [zone for zone in zones if name == zone or name.endswith("." + zone)]
     return max(inside, key=len, default=None)
 
-
-def _absolute(name: str) -> str:
-    return name if name.endswith(".") else name + "."
