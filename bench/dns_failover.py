@@ -23,64 +23,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.failover import FAULTS, RESULTS, print_table, run_series, summarise  # noqa: E402
-from consulha.dns.wire import ask  # noqa: E402
 from lab.consul import ConsulDev  # noqa: E402
 from lab.named import NamedSecondary, NamedServer  # noqa: E402
-from lab.pair import SITE_VALUES, SitePair, wait_until  # noqa: E402
+from lab.pair import SitePair, wait_until  # noqa: E402
 from lab.ports import free_port  # noqa: E402
-
-ZONES = ("example.test.", "other.test.")
-NAMES = ("app.example.test.", "www.example.test.", "ws.example.test.", "api.other.test.")
-
-
-def records_of(site: str) -> list[dict]:
-    ip = SITE_VALUES[site]
-    return [{"record": "app.example.test.", "type": "A", "value": ip},
-            {"record": "www.example.test.", "type": "CNAME", "value": f"{site}.example.net."},
-            {"record": "ws.example.test.", "type": "A", "value": ip},
-            {"record": "api.other.test.", "zone": "other.test.", "type": "A", "value": ip}]
-
-
-def answers_of(site: str) -> dict[tuple[str, str], tuple[str, ...]]:
-    return {(r["record"], r["type"]): (r["value"],) for r in records_of(site)}
-
-
-def multi_record_config(pair: SitePair, site: str, verify: list[str]) -> str:
-    """The pair's config for `site`, with the four records and both servers to verify."""
-    path = Path(pair.config(site))
-    document = yaml.safe_load(path.read_text())
-    for key in ("record", "type", "value"):
-        document["dns"].pop(key)
-    document["dns"].update(records=records_of(site), verify=verify)
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return str(path)
-
-
-def server_answers(server: tuple[str, int]) -> dict[tuple[str, str], tuple[str, ...] | str]:
-    """Every record's answer as one consistent snapshot: the records are asked one by one, so
-    the zones' SOA serials are read before and after, and the round is repeated if they moved."""
-    while True:
-        serials = [ask(server, zone, "SOA", timeout=0.5) for zone in ZONES]
-        answers = {key: ask(server, *key, timeout=0.5) for key in answers_of("a")}
-        if serials == [ask(server, zone, "SOA", timeout=0.5) for zone in ZONES]:
-            return answers
-
-
-def mixed_zones(answers: dict) -> list[str]:
-    """Zones in which some records name site a and others site b: half a failover."""
-    mixed = []
-    for zone in ZONES:
-        keys = [key for key in answers if key[0].endswith(zone)]
-        sites = {site for key in keys for site in "ab" if answers[key] == answers_of(site)[key]}
-        if len(sites) > 1:
-            mixed.append(zone)
-    return mixed
-
+from lab.records import (NAMES, ZONES, answers_of, mixed_zones, multi_record_config,  # noqa: E402
+                         server_answers)
 
 def one_run(workdir: Path, consul: ConsulDev, scenario: str) -> dict[str, float]:
     secondary_port = free_port()

@@ -6,8 +6,8 @@ Exports:
   knows `NO_GRANT_KEY`, a key the update-policy grants nothing.
 - `make_dns_config`: a factory `(**changes) -> DnsConfig` for that server.
 - `dns_config_for(server, **changes)`: the same, as a plain function.
-- `primary_and_secondary`: a primary with zones example.test. and other.test.
-  (records app, www, ws.example.test. and api.other.test.) that NOTIFYs a started secondary.
+- `primary_and_secondary`: a primary with zones example.test. and other.test. (the records of
+  lab.records) that NOTIFYs a started secondary.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ import pytest
 from consulha.config import DnsConfig, RecordConfig, TsigConfig
 from lab.named import NamedSecondary, NamedServer, random_secret
 from lab.ports import free_port
+from lab.records import NAMES
 
-__all__ = ["named", "make_dns_config", "dns_config_for", "NO_GRANT_KEY", "primary_and_secondary",
-           "MULTI_RECORDS"]
+__all__ = ["named", "make_dns_config", "dns_config_for", "NO_GRANT_KEY", "primary_and_secondary"]
 
 NO_GRANT_KEY = "no-grant-key"
-MULTI_RECORDS = ("app.example.test.", "www.example.test.", "ws.example.test.", "api.other.test.")
 
 
 def dns_config_for(server, /, **changes) -> DnsConfig:
@@ -60,7 +59,7 @@ def make_dns_config(named):
 @pytest.fixture
 def primary_and_secondary(tmp_path):
     secondary_port = free_port()
-    primary = NamedServer(tmp_path / "primary", records=MULTI_RECORDS, extra_zones=("other.test.",),
+    primary = NamedServer(tmp_path / "primary", records=NAMES, extra_zones=("other.test.",),
                           notify_ports=(secondary_port,))
     with primary, NamedSecondary(tmp_path / "secondary", primary, port=secondary_port) as secondary:
         yield primary, secondary

@@ -6,18 +6,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import stat
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from consulha.config import RecordConfig
 from consulha.dns import EXIT_STALE, CommandProvider, DnsError, StaleEpochError
-from consulha.publisher import DnsPublisher
 from lab.pair import wait_until
 from lab.pdns import PowerDnsServer
 from tests.conftest_named import dns_config_for
+from tests.publishing import running_publisher
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "pdns-api-switch"
 APP = ("app.example.test.", "A")
@@ -221,33 +219,15 @@ def test_a_newer_stored_epoch_is_refused_before_running_publish(tmp_path):
     assert [line.split()[0] for line in (tmp_path / "runs.log").read_text().splitlines()] == ["read"]
 
 
-class LeadingElection:
-    epoch = 5
-
-    def is_leader(self) -> bool:
-        return True
-
-
 def test_the_publisher_keeps_retrying_a_failing_command_with_backoff(tmp_path, caplog):
     body = f'''if [ ! -f {tmp_path}/fixed ]; then echo "in-house API unreachable" >&2; exit 1; fi
 case "$1" in read) {READ_EMPTY} ;; publish) touch {tmp_path}/published ;; esac'''
     provider = fake_provider(tmp_path, body)
-    publisher = DnsPublisher(provider.cfg, provider, LeadingElection(), time.monotonic, lambda: None, poll=0.01)
-    stop = threading.Event()
-    thread = threading.Thread(target=publisher.run, args=(stop,), daemon=True)
-    with caplog.at_level(logging.WARNING, logger="consulha.dns"):
-        thread.start()
-        publisher.wake()
-        try:
-            wait_until(lambda: len((tmp_path / "runs.log").read_text().splitlines()) >= 3
-                       if (tmp_path / "runs.log").exists() else False, 20, what="three tries")
-            (tmp_path / "fixed").touch()
-            wait_until(lambda: publisher.last is not None, 20, what="the publish after the fix")
-        finally:
-            stop.set()
-            publisher.wake()
-            thread.join(5)
+    runs = tmp_path / "runs.log"
+    with caplog.at_level(logging.WARNING, logger="consulha.dns"), running_publisher(provider, 5) as publisher:
+        wait_until(lambda: runs.exists() and len(runs.read_text().splitlines()) >= 3, 20, what="three tries")
+        (tmp_path / "fixed").touch()
+        wait_until(lambda: publisher.last is not None, 20, what="the publish after the fix")
 
     assert "DNS update failed (switch read: exit code 1: in-house API unreachable); retrying in" in caplog.text
-    assert not thread.is_alive()
     assert (tmp_path / "published").exists() and publisher.last["epoch"] == 5

@@ -1,0 +1,42 @@
+"""Run a real DnsPublisher in a thread for a test, under an election that leads at a fixed epoch."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Iterator
+
+from consulha.publisher import DnsPublisher
+
+
+class LeadingElection:
+    """The publisher's view of an election we lead at a fixed epoch (until demoted)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+        self.demoted: str | None = None
+
+    def is_leader(self) -> bool:
+        return self.demoted is None
+
+    def demote(self, reason: str) -> None:
+        self.demoted = reason
+
+
+@contextlib.contextmanager
+def running_publisher(provider, epoch: int, converge_limit: float = 10.0) -> Iterator[DnsPublisher]:
+    """A publisher for `provider` running (and woken) inside the block, stopped and joined after."""
+    publisher = DnsPublisher(provider.cfg, provider, LeadingElection(epoch), time.monotonic, lambda: None,
+                             poll=0.02, converge_limit=converge_limit)
+    stop = threading.Event()
+    thread = threading.Thread(target=publisher.run, args=(stop,), daemon=True)
+    thread.start()
+    publisher.wake()
+    try:
+        yield publisher
+    finally:
+        stop.set()
+        publisher.wake()
+        thread.join(5)
+        assert not thread.is_alive(), "the publisher did not stop"
