@@ -1,5 +1,5 @@
 # consulha: `make demo` and `make test` work on a fresh Debian machine (as root: they install
-# Consul 1.8.7 and BIND 9 from Debian's archive first).
+# Consul 1.8.7, BIND 9 and PowerDNS from Debian's archive first).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

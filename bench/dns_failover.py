@@ -98,7 +98,8 @@ def main() -> int:
                     **summarise([f[measure] for f in figures]),
                     "failed_runs": series["failed_runs"], "failures": series["failures"]}
     report = {"what": "fault -> primary / secondary answer every record of site b (s)",
-              "settings": {"check_interval": "1s", "ttl": "10s", "lock_delay": "1s", "notify-delay": "0"},
+              "settings": {"check_interval": "1s", "ttl": "10s", "lock_delay": "1s", "notify-delay": "0",
+                           "notify-rate": 1000, "serial-query-rate": 1000},
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
     out = RESULTS / "dns_failover.json"

@@ -86,9 +86,11 @@ class NamedServer(DnsServerProcess):
         )
         if self.notify_ports:
             # Only to the listed secondaries (none run on port 53), at once: notify-delay
-            # would otherwise hold each NOTIFY back for up to 5 s.
+            # would otherwise hold each NOTIFY back for up to 5 s, and the default notify-rate
+            # (20) sends a second zone's NOTIFY only at the rate limiter's next 500 ms tick.
             targets = " ".join(f"127.0.0.1 port {port};" for port in self.notify_ports)
-            notify = f"    notify explicit;\n    also-notify {{ {targets} }};\n    notify-delay 0;\n"
+            notify = (f"    notify explicit;\n    also-notify {{ {targets} }};\n    notify-delay 0;\n"
+                      "    notify-rate 1000;\n")
         else:
             notify = "    notify no;\n"
         transfer = "127.0.0.1;" if self.notify_ports else "none;"
@@ -168,6 +170,9 @@ class NamedSecondary(DnsServerProcess):
             f"    listen-on port {self.port} {{ 127.0.0.1; }};\n"
             + _common_options(self.workdir) +
             "    notify no;\n"
+            # The default (20) lets a second zone's refresh after its NOTIFY wait for the next
+            # 500 ms tick of the rate limiter.
+            "    serial-query-rate 1000;\n"
             "    allow-transfer { none; };\n"
             "};\n"
             "controls { };\n"

@@ -46,7 +46,8 @@ class CommandProvider:
     def __repr__(self) -> str:
         return f"CommandProvider(program={self.program!r}, records={len(self.cfg.records)}, site={self.site!r})"
 
-    def answers(self):
+    def answers(self) -> dict[str, tuple[str, ...] | str]:
+        """Each verify server's answer for the first record (the site's address)."""
         return self.verifier.answers()
 
     def read_state(self) -> DnsState:

@@ -49,7 +49,8 @@ class Rfc2136Provider:
         # The keyring holds the secret: keep it out of reprs and logs.
         return f"Rfc2136Provider(records={len(self.cfg.records)}, server={where(self.server)!r}, site={self.site!r})"
 
-    def answers(self):
+    def answers(self) -> dict[str, tuple[str, ...] | str]:
+        """Each verify server's answer for the first record (the site's address)."""
         return self.verifier.answers()
 
     def read_state(self) -> DnsState:
