@@ -22,12 +22,12 @@ demo: deps
 test: deps
 	$(PY) -m pytest -q
 
-test-fast: deps
-	$(PY) -m pytest -q -m "not integration"
+test-fast: deps   # no Consul, no BIND, no root: the rule table and the other pure tests
+	$(PY) -m pytest -q -m "not integration and not chaos"
 
 bench: deps
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) bench/failover.py --runs 20
+	$(PY) bench/failover.py --runs 20 --scenarios check,check-fbc3,sigkill,stop,handover
 	$(PY) bench/consul_lock.py --runs 3
 	$(PY) bench/sites.py --runs 20 --lock-runs 3
 	$(PY) bench/dns_failover.py --runs 10

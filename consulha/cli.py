@@ -6,6 +6,7 @@ converged, a check failed); 2 usage or configuration error (nothing was changed)
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -31,6 +32,22 @@ console = Console()
 errors = Console(stderr=True)
 
 ConfigOption = typer.Option(..., "-c", "--config", help="The site's YAML config file.")
+
+
+def one_line_errors(command):
+    """Consul or DNS failing under an operator command is one line naming what failed and
+    where (the messages never carry a secret), exit 1: not a traceback."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from consulha.consul_store import ConsulRefused, ConsulUnavailable
+        from consulha.dns import DnsError
+
+        try:
+            return command(*args, **kwargs)
+        except (ConsulUnavailable, ConsulRefused, DnsError) as error:
+            errors.print(f"[red]error:[/] {command.__name__}: {error}", highlight=False)
+            raise typer.Exit(1)
+    return run
 
 
 def _load(path: Path) -> Config:
@@ -101,6 +118,7 @@ def validate(
 
 
 @app.command()
+@one_line_errors
 def status(
     config: Path = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -217,6 +235,7 @@ def _finish(outcome, as_json: bool) -> None:
 
 
 @app.command()
+@one_line_errors
 def handover(
     config: Path = ConfigOption,
     to: Optional[str] = typer.Option(None, "--to", help="Target site (default: any healthy candidate)."),
@@ -231,6 +250,7 @@ def handover(
 
 
 @app.command()
+@one_line_errors
 def takeover(
     config: Path = ConfigOption,
     site: str = typer.Option(..., "--site", help="The healthy candidate that must take over."),
@@ -249,6 +269,7 @@ def takeover(
 
 
 @app.command()
+@one_line_errors
 def maintenance(
     state: str = typer.Argument(..., help="on or off"),
     config: Path = ConfigOption,
@@ -269,6 +290,7 @@ def maintenance(
 
 
 @app.command()
+@one_line_errors
 def history(
     config: Path = ConfigOption,
     limit: int = typer.Option(20, "--limit", min=1, max=100),

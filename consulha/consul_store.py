@@ -81,6 +81,7 @@ class ConsulStore:
     """
 
     def __init__(self, cfg: ConsulConfig, request_timeout: float = 2.0, max_wait: float = 10.0):
+        self.address = cfg.address
         self.request_timeout = request_timeout
         self.max_wait = max_wait
         self._fast = self._client(cfg, request_timeout)
@@ -102,15 +103,18 @@ class ConsulStore:
     def _call(self, function, *args, **kwargs):
         try:
             return function(*args, **kwargs)
+        except requests.exceptions.Timeout:
+            raise ConsulUnavailable(f"consul at {self.address} did not answer in time") from None
         except (requests.exceptions.RequestException, OSError) as error:
-            raise ConsulUnavailable(f"consul unreachable: {type(error).__name__}") from None
+            raise ConsulUnavailable(f"consul at {self.address} unreachable: {type(error).__name__}") from None
         except consul.ConsulException as error:
-            text = str(error)
+            text = " ".join(str(error).split())[:200]
             if type(error).__name__ in _CLIENT_ERRORS:
-                raise ConsulRefused(text) from None
+                raise ConsulRefused(f"consul at {self.address} refused the request: "
+                                    f"{text or type(error).__name__}") from None
             if "critical state" in text or "Missing check" in text or "not registered" in text:
                 raise CheckNotPassing(text.removeprefix("500 ")) from None
-            raise ConsulUnavailable(text) from None
+            raise ConsulUnavailable(f"consul at {self.address} failed: {text}") from None
 
     # -- KV -------------------------------------------------------------------------------------
 
@@ -154,10 +158,17 @@ class ConsulStore:
     # -- sessions -------------------------------------------------------------------------------
 
     def create_session(self, name: str, checks: list[str], ttl: float, lock_delay: float) -> str:
-        return self._call(
-            self._fast.session.create, name=name, checks=checks, behavior="release",
-            ttl=max(10, round(ttl)), lock_delay=round(lock_delay),
-        )
+        """A session tied to exactly `checks` (check IDs on this node, service checks included).
+
+        They go in `NodeChecks`, listed explicitly: given the older `Checks` field, Consul 1.8
+        adds serfHealth to the session by itself (measured), so a session could never be free
+        of it. python-consul2 knows only `Checks`, so the request is built here."""
+        payload = {"Name": name, "NodeChecks": list(checks), "Behavior": "release",
+                   "TTL": _seconds(max(10.0, ttl)), "LockDelay": _seconds(lock_delay)}
+        headers = {"X-Consul-Token": self._fast.token} if self._fast.token else {}
+        return self._call(self._fast.http.put, consul.base.CB.json(is_id=True),
+                          path="/v1/session/create", params=[], headers=headers,
+                          data=json.dumps(payload))
 
     def renew_session(self, session: str) -> bool:
         """True when renewed; False when Consul no longer knows the session."""
@@ -171,13 +182,20 @@ class ConsulStore:
     def destroy_session(self, session: str) -> None:
         self._call(self._fast.session.destroy, session)
 
-    def session_info(self, session: str) -> dict | None:
-        return self._call(self._fast.session.info, session, consistency="consistent")[1]
-
     # -- local agent ----------------------------------------------------------------------------
 
     def node_name(self) -> str:
         return self._call(self._fast.agent.self)["Config"]["NodeName"]
+
+    def local_node(self) -> tuple[str, str]:
+        """(node name, node ID) of the local agent."""
+        config = self._call(self._fast.agent.self)["Config"]
+        return config["NodeName"], config.get("NodeID") or ""
+
+    def catalog_node_id(self, node: str) -> str | None:
+        """The ID the catalog holds for the node of that name (None: not in the catalog)."""
+        _, found = self._call(self._fast.catalog.node, node, consistency="consistent")
+        return ((found or {}).get("Node") or {}).get("ID")
 
     def register_service(self, service_id: str, name: str, tags: list[str], meta: dict[str, str],
                          port: int | None, check: dict[str, Any]) -> None:
@@ -209,10 +227,13 @@ class ConsulStore:
     def local_services(self) -> dict[str, dict]:
         return self._call(self._fast.agent.services)
 
-    def node_health(self, node: str) -> dict[str, str]:
-        """CheckID -> status as the servers see it (what a session is judged by)."""
-        _, checks = self._call(self._fast.health.node, node, consistency="consistent")
-        return {check["CheckID"]: check["Status"] for check in checks or []}
+    def wait_node_checks(self, node: str, index: int, wait: float) -> int:
+        """Block until a check of `node` changes in the catalog (or about `wait` passes);
+        returns the new index. Index 0 answers at once with the current one."""
+        client = self._blocking if index else self._fast
+        found, _ = self._call(client.health.node, node, index=index or None,
+                              wait=_seconds(min(wait, self.max_wait)) if index else None)
+        return int(found or 0)
 
     def service_health(self, name: str) -> list[dict]:
         """Every instance of a service in the datacenter with its node and checks."""

@@ -17,6 +17,8 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from consulha.consul_store import ConsulStore, KvEntry
+from consulha.reasons import Cause, Reason
+from consulha.records import iso_now
 
 HISTORY_LIMIT = 100
 
@@ -50,14 +52,14 @@ class HandoverRequest:
     modify_index: int = 0
 
     def expired(self, now: float | None = None) -> bool:
-        return (now or time.time()) >= self.expires_at
+        return (time.time() if now is None else now) >= self.expires_at
 
-    def live(self) -> bool:
-        return self.state in ("pending", "accepted") and not self.expired()
+    def live(self, now: float | None = None) -> bool:
+        return self.state in ("pending", "accepted") and not self.expired(now)
 
-    def names_other_than(self, site: str) -> bool:
+    def names_other_than(self, site: str, now: float | None = None) -> bool:
         """A live request reserves the lock for `to`: everybody else stands back."""
-        return self.live() and self.to is not None and self.to != site
+        return self.live(now) and self.to is not None and self.to != site
 
     def encode(self) -> bytes:
         data = asdict(self)
@@ -81,12 +83,70 @@ class HandoverRequest:
 
 
 @dataclass(frozen=True)
+class MaintenanceMark:
+    """Present while a site is withdrawn. force: its leader may leave the group leaderless."""
+    reason: str = ""
+    by: str = ""
+    since: float = field(default_factory=time.time)
+    force: bool = False
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    def why(self) -> Reason:
+        return Reason(Cause.MAINTENANCE, f"maintenance: {self.reason or 'no reason given'}")
+
+    @classmethod
+    def decode(cls, entry: KvEntry) -> "MaintenanceMark":
+        """Any value marks the site: a mark written by hand, even unreadable, still withdraws it."""
+        data = entry.json()
+        data = data if isinstance(data, dict) else {}
+        return cls(reason=str(data.get("reason") or ""), by=str(data.get("by") or ""),
+                   since=float(data.get("since") or 0.0), force=bool(data.get("force")))
+
+
+@dataclass(frozen=True)
+class PauseMark:
+    """Present while the group's automatic failover is paused: nobody takes a free lock and a
+    failing service check does not release it; planned handovers still work."""
+    by: str = ""
+    reason: str = ""
+    since: float = field(default_factory=time.time)
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def decode(cls, entry: KvEntry) -> "PauseMark":
+        """Any value pauses the group: a mark written by hand, even unreadable, still counts."""
+        data = entry.json()
+        data = data if isinstance(data, dict) else {}
+        return cls(by=str(data.get("by") or ""), reason=str(data.get("reason") or ""),
+                   since=float(data.get("since") or 0.0))
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One leadership change: who won at which epoch, from whom, and why."""
+    epoch: int | None
+    from_site: str | None
+    to: str
+    cause: Reason
+    time: str = field(default_factory=iso_now)
+
+    def to_json(self) -> dict:
+        return {"time": self.time, "epoch": self.epoch, "from": self.from_site, "to": self.to,
+                "cause": str(self.cause), "kind": self.cause.cause.value}
+
+
+@dataclass(frozen=True)
 class ControlState:
     """Everything under <prefix>/control/ at one moment."""
-    handover: HandoverRequest | None
-    maintenance: dict[str, dict]
+    handover: HandoverRequest | None = None
+    maintenance: dict[str, MaintenanceMark] = field(default_factory=dict)
+    pause: PauseMark | None = None
 
-    def in_maintenance(self, site: str) -> dict | None:
+    def in_maintenance(self, site: str) -> MaintenanceMark | None:
         return self.maintenance.get(site)
 
 
@@ -95,6 +155,7 @@ class ControlKeys:
         self.prefix = f"{key_prefix}/control/"
         self.handover = f"{self.prefix}handover"
         self.maintenance_prefix = f"{self.prefix}maintenance/"
+        self.pause = f"{self.prefix}pause"
         self.history = f"{key_prefix}/history"
 
     def maintenance(self, site: str) -> str:
@@ -103,14 +164,21 @@ class ControlKeys:
 
 def read_control(store: ConsulStore, keys: ControlKeys) -> ControlState:
     _, entries = store.get_prefix(keys.prefix)
-    handover = None
+    return control_state(entries, keys)
+
+
+def control_state(entries: list[KvEntry], keys: ControlKeys) -> ControlState:
+    """The control state in `entries` (others, outside <prefix>/control/, are ignored)."""
+    handover = pause = None
     maintenance = {}
     for entry in entries:
         if entry.key == keys.handover:
             handover = HandoverRequest.decode(entry)
+        elif entry.key == keys.pause:
+            pause = PauseMark.decode(entry)
         elif entry.key.startswith(keys.maintenance_prefix):
-            maintenance[entry.key.removeprefix(keys.maintenance_prefix)] = entry.json() or {}
-    return ControlState(handover, maintenance)
+            maintenance[entry.key.removeprefix(keys.maintenance_prefix)] = MaintenanceMark.decode(entry)
+    return ControlState(handover, maintenance, pause)
 
 
 def put_request(store: ConsulStore, keys: ControlKeys, request: HandoverRequest) -> bool:
@@ -133,12 +201,13 @@ def read_history(store: ConsulStore, keys: ControlKeys) -> tuple[list[dict], int
     return (entries if isinstance(entries, list) else []), entry.modify_index
 
 
-def append_history(store: ConsulStore, keys: ControlKeys, record: dict, attempts: int = 5) -> bool:
+def append_history(store: ConsulStore, keys: ControlKeys, record: HistoryEntry,
+                   attempts: int = 5) -> bool:
     """Append one record with check-and-set, keeping the last HISTORY_LIMIT; False if every
     attempt lost a race (the record is then only in the agent's log)."""
     for _ in range(attempts):
         entries, index = read_history(store, keys)
-        entries = (entries + [record])[-HISTORY_LIMIT:]
+        entries = (entries + [record.to_json()])[-HISTORY_LIMIT:]
         if store.put(keys.history, json.dumps(entries).encode(), cas=index):
             return True
     return False

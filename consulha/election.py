@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
 
+from consulha.reasons import Cause, Reason
+
 
 class Role(str, Enum):
     STARTING = "starting"
@@ -34,7 +36,7 @@ class Transition:
     wall: float
     old: Role
     new: Role
-    reason: str
+    reason: Reason
     epoch: int | None
 
 
@@ -69,13 +71,6 @@ class Lease:
         return max(0.0, self.expires_at - self._clock())
 
 
-def lease_duration(ttl: float, lock_delay: float) -> float:
-    """min(ttl, lock_delay) less a margin of 20 % (at least 100 ms) for clock-rate drift and
-    the time between our decision to write and the write leaving the host."""
-    grace = min(ttl, lock_delay)
-    return grace - max(0.1, 0.2 * grace)
-
-
 Listener = Callable[[Transition], None]
 
 
@@ -90,7 +85,7 @@ class Election:
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self.role = Role.STARTING
-        self.reason = "starting"
+        self.reason = Reason(Cause.STARTING)
         self.epoch: int | None = None
         self.since = clock()
         self.history: list[Transition] = []
@@ -101,19 +96,19 @@ class Election:
 
     # -- transitions ----------------------------------------------------------------------------
 
-    def ineligible(self, reason: str) -> None:
+    def ineligible(self, reason: Reason) -> None:
         """We cannot compete right now. A leader loses its lease first."""
         with self._lock:
             if self.role != Role.STOPPED:
                 self._move(Role.INELIGIBLE, reason)
 
-    def candidate(self, reason: str) -> None:
+    def candidate(self, reason: Reason) -> None:
         """A healthy session exists: compete for the lock."""
         with self._lock:
             if self.role in (Role.STARTING, Role.INELIGIBLE):
                 self._move(Role.STANDBY, reason)
 
-    def promote(self, epoch: int, confirmed_sent_at: float, reason: str) -> bool:
+    def promote(self, epoch: int, confirmed_sent_at: float, reason: Reason) -> bool:
         """We won the lock at `epoch`, proved by a read sent at `confirmed_sent_at`.
 
         Refused (returns False) unless we are standby and the proof still leaves lease time:
@@ -136,7 +131,7 @@ class Election:
             if self.role == Role.LEADER:
                 self.lease.confirm(sent_at)
 
-    def demote(self, reason: str, to: Role = Role.STANDBY) -> bool:
+    def demote(self, reason: Reason, to: Role = Role.STANDBY) -> bool:
         """Leave the leader role now; returns False when we were not leader."""
         with self._lock:
             if self.role != Role.LEADER:
@@ -149,11 +144,12 @@ class Election:
         with self._lock:
             if self.role == Role.LEADER and not self.lease.valid():
                 overdue = self._clock() - self.lease.expires_at
-                return self.demote(f"self-fenced: lease expired {overdue:.3f}s ago without a "
-                                   f"confirmation from Consul")
+                return self.demote(Reason(Cause.SELF_FENCED, f"self-fenced: lease expired "
+                                          f"{overdue:.3f}s ago without a confirmation from Consul",
+                                          seconds=round(overdue, 3)))
             return False
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: Reason) -> None:
         with self._lock:
             if self.role != Role.STOPPED:
                 self._move(Role.STOPPED, reason)
@@ -169,13 +165,14 @@ class Election:
         with self._lock:
             return {
                 "role": self.role.value,
-                "reason": self.reason,
+                "reason": str(self.reason),
+                "cause": self.reason.cause.value,
                 "epoch": self.epoch if self.role == Role.LEADER else None,
                 "role_for_s": round(self._clock() - self.since, 3),
                 "lease_remaining_s": round(self.lease.remaining(), 3) if self.role == Role.LEADER else None,
             }
 
-    def _move(self, new: Role, reason: str) -> None:
+    def _move(self, new: Role, reason: Reason) -> None:
         if new == self.role:
             self.reason = reason  # a new reason for the same role is news, not a transition
             return

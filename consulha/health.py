@@ -47,6 +47,26 @@ def run_script(command: str, timeout: float, base_dir: Path) -> tuple[str, str]:
     return status, f"exit {done.returncode}: {output}" if output else f"exit {done.returncode}"
 
 
+class Debounce:
+    """Consul's failures_before_critical / success_before_passing for the checks we run
+    ourselves: the reported status changes only after that many results in a row. A warning
+    counts as a failure towards critical but is reported as it is once passing was left."""
+
+    def __init__(self, failures_before_critical: int = 1, success_before_passing: int = 1):
+        self._needed = {"critical": failures_before_critical, "passing": success_before_passing}
+        # Like a Consul check: critical until it has passed often enough.
+        self.reported = "critical"
+        self._streak: tuple[str, int] = ("critical", 0)
+
+    def observe(self, status: str) -> str:
+        kind = "passing" if status == "passing" else "critical"
+        count = self._streak[1] + 1 if self._streak[0] == kind else 1
+        self._streak = (kind, count)
+        if count >= self._needed[kind]:
+            self.reported = status
+        return self.reported
+
+
 class HealthReporter:
     """Threads that keep the heartbeat TTL check and the script checks' TTLs fresh.
 
@@ -95,10 +115,11 @@ class HealthReporter:
             self._stop.wait(self._heartbeat_ttl / 3)
 
     def _script_loop(self, check_id: str, check: CheckConfig) -> None:
+        debounce = Debounce(check.failures_before_critical, check.success_before_passing)
         while not self._stop.is_set():
             started = time.monotonic()
             status, output = run_script(check.target, check.timeout, self._base_dir)
             if status != "passing":
                 log.info("script check %s is %s: %s", check_id, status, output[-200:])
-            self._push(check_id, status, output)
+            self._push(check_id, debounce.observe(status), output)
             self._stop.wait(max(0.0, check.interval - (time.monotonic() - started)))

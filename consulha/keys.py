@@ -16,8 +16,10 @@ class Keys:
         self.site_status = f"{self.sites}{cfg.site}"
         self.session_name = f"consulha-{self._owner}"
         self.heartbeat_check_id = self.heartbeat_check_id_of(cfg.site)
-        self.session_checks = (["serfHealth", self.heartbeat_check_id]
-                               + [self.check_id(s.name) for s in cfg.services])
+        # Paused: the service checks leave the session (a failing one must not release the
+        # lock); the node checks and the heartbeat stay (a dead agent still loses it).
+        self.paused_session_checks = [*cfg.session.node_checks, self.heartbeat_check_id]
+        self.session_checks = self.paused_session_checks + [self.check_id(s.name) for s in cfg.services]
 
     def heartbeat_check_id_of(self, site: str) -> str:
         return f"consulha-{self.group}-{site}-heartbeat"

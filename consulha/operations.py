@@ -9,18 +9,19 @@ Every action returns an `Outcome`: ok, a one-line message, and the data the CLI 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from consulha.config import Config
 from consulha.consul_store import ConsulStore
-from consulha.control import (ControlKeys, HandoverRequest, clear_request, operator,
+from consulha.control import (ControlKeys, HandoverRequest, MaintenanceMark, clear_request, operator,
                               put_request, read_control, read_history)
 from consulha.dns import DnsProvider
 from consulha.keys import Keys
-from consulha.status import healthy_sites, service_instances
+from consulha.records import CandidateRecord, LeaderKey, LeaderRecord
+from consulha.status import read_peers
+from consulha.targets import choose_target
 
 
 @dataclass
@@ -41,46 +42,36 @@ class Operations:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def leader(self) -> dict | None:
+    def leader(self) -> LeaderRecord | None:
+        """What the current holder of the lock wrote; None while nobody holds it."""
         _, entry = self.store.get(self.keys.leader)
-        return (entry.json() or {}) if entry and entry.session else None
+        leader = LeaderKey.of(entry)
+        return leader.record if leader.held else None
 
-    def candidates(self) -> dict[str, dict]:
+    def candidates(self) -> dict[str, CandidateRecord | None]:
         _, entries = self.store.get_prefix(self.keys.candidates)
-        return {e.key.removeprefix(self.keys.candidates): e.json() or {}
+        return {e.key.removeprefix(self.keys.candidates): CandidateRecord.decode(e)
                 for e in entries if e.session}
 
     def _check_target(self, target: str | None, leader_site: str) -> tuple[str | None, str]:
         """The site to hand over to, or None and the reason it cannot be done."""
-        candidates = self.candidates()
-        healthy = healthy_sites(service_instances(self.cfg, self.keys, self.store))
         maintenance = read_control(self.store, self.control_keys).maintenance
-        options = sorted(s for s in candidates if s != leader_site and s in healthy
-                         and s not in maintenance)
-        if target is None:
-            return (options[0], "") if options else (None, "no healthy candidate to hand over to")
-        if target == leader_site:
-            return None, f"site {target} is already the leader"
-        if target not in candidates:
-            return None, f"site {target} is not a live candidate (unknown, stopped or unhealthy)"
-        if target in maintenance:
-            return None, f"site {target} is in maintenance"
-        if target not in options:
-            return None, f"site {target} has failing checks"
-        return target, ""
+        site, why = choose_target(target, leader_site, read_peers(self.cfg, self.keys, self.store),
+                                  maintenance.keys())
+        return site, str(why or "")
 
     # -- actions --------------------------------------------------------------------------------
 
     def handover(self, to: str | None, timeout: float, wait: bool = True) -> Outcome:
         leader = self.leader()
-        if not leader or not leader.get("epoch"):
+        if not leader or not leader.epoch:
             return Outcome(False, "refused: no leader to hand over from")
-        target, why = self._check_target(to, leader["site"])
+        target, why = self._check_target(to, leader.site)
         if target is None:
             return Outcome(False, f"refused: {why}")
         now = time.time()
-        request = HandoverRequest(to=target, by=operator(), from_site=leader["site"],
-                                  from_epoch=leader["epoch"], requested_at=now,
+        request = HandoverRequest(to=target, by=operator(), from_site=leader.site,
+                                  from_epoch=leader.epoch, requested_at=now,
                                   expires_at=now + timeout)
         if not put_request(self.store, self.control_keys, request):
             pending = read_control(self.store, self.control_keys).handover
@@ -92,49 +83,51 @@ class Operations:
             if not put_request(self.store, self.control_keys, request):
                 return Outcome(False, "refused: another handover request won the race")
         started = time.monotonic()
-        data = {"from": leader["site"], "from_epoch": leader["epoch"], "to": target}
+        data = {"from": leader.site, "from_epoch": leader.epoch, "to": target}
         if not wait:
             return Outcome(True, f"handover to {target} requested", data)
-        return self._wait_for(target, leader["epoch"], started, timeout, data)
+        return self._wait_for(target, leader.epoch, started, timeout, data)
 
     def takeover(self, site: str, timeout: float) -> Outcome:
         """Forced failover: destroy the leader's session so `site` can acquire after lock-delay."""
         _, entry = self.store.get(self.keys.leader)
-        leader = (entry.json() or {}) if entry and entry.session else None
-        target, why = self._check_target(site, leader["site"] if leader else "")
+        leader_key = LeaderKey.of(entry)
+        leader = leader_key.record if leader_key.held else None
+        target, why = self._check_target(site, leader.site if leader else "")
         if target is None:
             return Outcome(False, f"refused: {why}")
         now = time.time()
         current = read_control(self.store, self.control_keys).handover
         request = HandoverRequest(to=site, by=operator(), kind="takeover", state="accepted",
-                                  from_site=leader and leader["site"],
-                                  from_epoch=leader and leader.get("epoch"), requested_at=now,
+                                  from_site=leader.site if leader else None,
+                                  from_epoch=leader.epoch if leader else None, requested_at=now,
                                   expires_at=now + timeout,
                                   modify_index=current.modify_index if current else 0)
         if not put_request(self.store, self.control_keys, request):
             return Outcome(False, "refused: the handover record changed meanwhile; try again")
         started = time.monotonic()
         destroyed = None
-        if entry and entry.session:
-            self.store.destroy_session(entry.session)
-            destroyed = entry.session
-        data = {"from": leader and leader["site"], "to": site, "destroyed_session": destroyed}
-        return self._wait_for(site, (leader or {}).get("epoch") or 0, started, timeout, data)
+        if leader_key.held:
+            self.store.destroy_session(leader_key.holder)
+            destroyed = leader_key.holder
+        data = {"from": leader.site if leader else None, "to": site, "destroyed_session": destroyed}
+        return self._wait_for(site, (leader.epoch if leader else None) or 0, started, timeout, data)
 
     def _wait_for(self, target: str, old_epoch: int, started: float, timeout: float,
                   data: dict) -> Outcome:
         """Until `target` leads with a newer epoch and every verify server answers it."""
-        address = self.candidates().get(target, {}).get("address")
+        candidate = self.candidates().get(target)
+        address = candidate.address if candidate else None
         deadline = started + timeout
         while time.monotonic() < deadline:
             leader = self.leader()
-            if leader and leader.get("site") == target and (leader.get("epoch") or 0) > old_epoch:
+            if leader and leader.site == target and (leader.epoch or 0) > old_epoch:
                 answers = self.dns.answers()
                 if all(v == (address,) for v in answers.values()):
                     took = time.monotonic() - started
-                    data.update(epoch=leader["epoch"], seconds=round(took, 3),
+                    data.update(epoch=leader.epoch, seconds=round(took, 3),
                                 dns={k: list(v) for k, v in answers.items()})
-                    return Outcome(True, f"site {target} leads (epoch {leader['epoch']}); DNS "
+                    return Outcome(True, f"site {target} leads (epoch {leader.epoch}); DNS "
                                          f"answers {address} on every verify server after "
                                          f"{took:.3f}s", data)
             request = read_control(self.store, self.control_keys).handover
@@ -156,25 +149,24 @@ class Operations:
             return Outcome(True, f"site {site} is out of maintenance: it competes again",
                            {"site": site, "maintenance": False})
         leader = self.leader()
-        is_leader = bool(leader and leader.get("site") == site)
+        is_leader = bool(leader and leader.site == site)
         if is_leader:
             target, why = self._check_target(None, site)
             if target is None and not force:
                 return Outcome(False, f"refused: site {site} leads and {why} (use --force to "
                                       f"leave the group without a leader)")
-        mark = {"reason": reason or "", "by": operator(), "since": time.time(), "force": force}
-        self.store.put(key, json.dumps(mark).encode())
+        self.store.put(key, MaintenanceMark(reason=reason or "", by=operator(), force=force).encode())
         data = {"site": site, "maintenance": True, "was_leader": is_leader}
         if not is_leader:
             return Outcome(True, f"site {site} is in maintenance: withdrawn from the election", data)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             now_leader = self.leader()
-            if not now_leader or now_leader.get("site") != site:
+            if not now_leader or now_leader.site != site:
                 if now_leader is None and not force:
                     time.sleep(self.poll)
                     continue
-                data["leader"] = now_leader and now_leader.get("site")
+                data["leader"] = now_leader.site if now_leader else None
                 return Outcome(True, f"site {site} handed over to {data['leader']} and is in "
                                      f"maintenance", data)
             time.sleep(self.poll)

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
 from typing import Callable
 
 from consulha.backoff import Backoff
 from consulha.config import DnsConfig
 from consulha.dns import DnsError, DnsProvider, StaleEpochError, describe_laggards
 from consulha.election import Election
+from consulha.records import iso_now
+from consulha.reasons import Cause, Reason
 
 log = logging.getLogger("consulha.dns")
-
-
-def iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class DnsPublisher:
@@ -71,8 +68,8 @@ class DnsPublisher:
             except StaleEpochError as error:
                 # Hold off first: once demoted, the HA loop must not resume at our old epoch.
                 self._on_stale()
-                self.election.demote(f"stale: DNS carries epoch {error.stored}, newer than ours "
-                                     f"({epoch})")
+                self.election.demote(Reason(Cause.STALE_EPOCH, f"stale: DNS carries epoch "
+                                            f"{error.stored}, newer than ours ({epoch})"))
                 continue
             except DnsError as error:
                 wait = backoff.next()

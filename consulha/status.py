@@ -16,6 +16,8 @@ from consulha.consul_store import ConsulRefused, ConsulStore, ConsulUnavailable
 from consulha.control import ControlKeys, read_control
 from consulha.dns import DnsError, DnsProvider, DnsState
 from consulha.keys import Keys
+from consulha.targets import Peers
+from consulha.records import CandidateRecord, LeaderKey, LeaderRecord, SiteReport
 
 CHECK_SEVERITY = {"passing": 0, "warning": 1, "maintenance": 2, "critical": 3}
 
@@ -25,31 +27,32 @@ def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str
     status: dict[str, Any] = {"group": cfg.group, "key_prefix": cfg.key_prefix, "errors": []}
     try:
         _, entry = store.get(keys.leader)
-        value = (entry.json() or {}) if entry else {}
-        held = entry is not None and entry.session is not None
+        leader = LeaderKey.of(entry)
+        record = leader.record or LeaderRecord(site="")
+        held = leader.held and leader.record is not None
         status["leader"] = {
-            "site": value.get("site") if held else None,
-            "address": value.get("address") if held else None,
-            "epoch": value.get("epoch") if held else None,
-            "since": value.get("acquired_at") if held else None,
-            "session": entry.session if entry else None,
-            "last_site": value.get("site"),
-            "last_epoch": value.get("epoch"),
+            "site": record.site if held else None,
+            "address": record.address if held else None,
+            "epoch": record.epoch if held else None,
+            "since": record.acquired_at if held else None,
+            "session": leader.holder,
+            "last_site": record.site or None,
+            "last_epoch": record.epoch,
         }
         _, candidate_entries = store.get_prefix(keys.candidates)
         _, site_entries = store.get_prefix(keys.sites)
-        reports = {e.key.removeprefix(keys.sites): e.json() or {} for e in site_entries}
+        reports = {e.key.removeprefix(keys.sites): SiteReport.decode(e) for e in site_entries}
+        candidates = [(e.key.removeprefix(keys.candidates), e.session, CandidateRecord.decode(e))
+                      for e in candidate_entries if e.session]
         status["candidates"] = sorted(
-            ({"site": site, "session": e.session, "since": (e.json() or {}).get("since"),
-              "address": (e.json() or {}).get("address")}
-             for e in candidate_entries if e.session
-             for site in [e.key.removeprefix(keys.candidates)]),
+            ({"site": site, "session": session, "since": record and record.since,
+              "address": record and record.address} for site, session, record in candidates),
             key=lambda c: c["site"])
-        status["sites"] = reports
+        status["sites"] = {site: asdict(report) for site, report in reports.items() if report}
         status["services"] = service_instances(cfg, keys, store)
         control = read_control(store, ControlKeys(cfg.key_prefix))
         status["handover"] = asdict(control.handover) if control.handover else None
-        status["maintenance"] = control.maintenance
+        status["maintenance"] = {site: asdict(mark) for site, mark in control.maintenance.items()}
     except (ConsulUnavailable, ConsulRefused) as error:
         status["errors"].append(f"consul: {error}")
         status.setdefault("leader", {"site": None, "epoch": None})
@@ -92,6 +95,13 @@ def healthy_sites(instances: list[dict[str, Any]]) -> set[str]:
     sites = {i["site"] for i in instances if i["site"]}
     return {site for site in sites
             if all(i["status"] == "passing" for i in instances if i["site"] == site)}
+
+
+def read_peers(cfg: Config, keys: Keys, store: ConsulStore) -> Peers:
+    """Which sites hold a live candidate key, and which have every check passing."""
+    _, entries = store.get_prefix(keys.candidates)
+    live = frozenset(e.key.removeprefix(keys.candidates) for e in entries if e.session)
+    return Peers(live=live, healthy=frozenset(healthy_sites(service_instances(cfg, keys, store))))
 
 
 def dns_status(dns: DnsProvider, leader: dict[str, Any]) -> dict[str, Any]:

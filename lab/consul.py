@@ -25,8 +25,10 @@ class ConsulDev:
     of Consul's log.
     """
 
-    def __init__(self, workdir: str | os.PathLike | None = None, node_name: str = "consulha-dev"):
+    def __init__(self, workdir: str | os.PathLike | None = None, node_name: str = "consulha-dev",
+                 extra_hcl: tuple[str, ...] = ()):
         self._own_dir = workdir is None
+        self.extra_hcl = extra_hcl
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="consulha-consul-"))
         self.node_name = node_name
         self.http_port = free_port()
@@ -51,6 +53,7 @@ class ConsulDev:
             "-serf-wan-port", str(self._ports["serf_wan"]),
             "-hcl", 'performance { raft_multiplier = 1 }',
             "-hcl", 'log_level = "INFO"',
+            *(arg for hcl in self.extra_hcl for arg in ("-hcl", hcl)),
         ]
         log = open(self.log_path, "ab")
         self._process = subprocess.Popen(

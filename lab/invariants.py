@@ -4,7 +4,7 @@ Two timelines are recorded per scenario, both on CLOCK_MONOTONIC (system-wide, s
 clocks and the suite's clock are comparable when everything runs on one machine):
 
 * transitions: JSON lines written by each agent (`--transitions-file`):
-  {site, monotonic, wall, role, old, epoch, reason}
+  {site, monotonic, wall, role, old, epoch, reason, cause[, seconds]}
 * samples: what the suite's sampler saw every ~50 ms: the authoritative DNS answer, the fence TXT
   (`_consulha.<record>` = "epoch=<n> site=<s>") and the leader key (site, epoch, session).
 
@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 LEADER = "leader"
-_LEASE_EXPIRED = re.compile(r"lease expired (\d+(?:\.\d+)?)s ago")
+SELF_FENCED = "self_fenced"  # consulha.reasons.Cause.SELF_FENCED: `seconds` = how long ago the lease ran out
 
 
 @dataclass(frozen=True)
@@ -40,12 +39,15 @@ class TransitionRecord:
     epoch: int | None = None
     reason: str = ""
     wall: float = 0.0
+    cause: str = ""
+    seconds: float | None = None
 
     @classmethod
     def from_json(cls, doc: Mapping) -> "TransitionRecord":
         return cls(site=doc["site"], monotonic=float(doc["monotonic"]), role=doc["role"],
                    old=doc.get("old", ""), epoch=doc.get("epoch"), reason=doc.get("reason", ""),
-                   wall=float(doc.get("wall", 0.0)))
+                   wall=float(doc.get("wall", 0.0)), cause=doc.get("cause", ""),
+                   seconds=doc.get("seconds"))
 
 
 @dataclass(frozen=True)
@@ -158,11 +160,10 @@ def load_samples(path: str | Path) -> list[Sample]:
 
 def effective_end(record: TransitionRecord) -> float:
     """When a demotion took effect. A self-fencing demotion says how long ago the lease ran out
-    ("lease expired 1.234s ago": e.g. the process was frozen); leadership ended at the expiry,
-    since no leader action (DNS write) is allowed without a valid lease."""
-    match = _LEASE_EXPIRED.search(record.reason)
-    if match:
-        return record.monotonic - float(match.group(1))
+    (e.g. the process was frozen); leadership ended at the expiry, since no leader action (DNS
+    write) is allowed without a valid lease."""
+    if record.cause == SELF_FENCED and record.seconds is not None:
+        return record.monotonic - record.seconds
     return record.monotonic
 
 

@@ -589,6 +589,7 @@ class ChaosLab:
         self.sampler: Sampler | None = None
         self.scenario = "setup"
         self.transitions_path = self.workdir / "transitions-setup.jsonl"
+        self.session_overrides: dict = {}  # extra `session:` keys for this scenario's agents
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -682,7 +683,8 @@ class ChaosLab:
         services = [http_service("api", self.toys[site].url)]
         document = site_config(site, "http://127.0.0.1:8500", dns_section, services,
                                self.values[site], group=GROUP,
-                               session={"ttl": "10s", "lock_delay": "1s", "heartbeat_ttl": "3s"})
+                               session={"ttl": "10s", "lock_delay": "1s", "heartbeat_ttl": "3s",
+                                        **self.session_overrides})
         return write_config(self.workdir / f"{site}.yaml", document)
 
     def start_agent(self, site: str) -> NsAgentProcess:
@@ -733,9 +735,10 @@ class ChaosLab:
 
     # -- scenarios ------------------------------------------------------------------------------
 
-    def reset(self, scenario: str, timeout: float = 60.0) -> Sample:
+    def reset(self, scenario: str, timeout: float = 60.0, **session) -> Sample:
         """Fresh agents, healed network, every process running, healthy toys; then a leads with
-        DNS on a and b is a standby. Starts the scenario's sampler; returns the steady sample."""
+        DNS on a and b is a standby. Starts the scenario's sampler; returns the steady sample.
+        `session`: extra keys of the agents' `session:` section for this scenario."""
         if self.sampler:
             self.sampler.stop()
             self.sampler = None
@@ -744,6 +747,7 @@ class ChaosLab:
         for toy in self.toys.values():
             toy.recover()
         self.scenario = scenario
+        self.session_overrides = dict(session)
         self.transitions_path = self.workdir / f"transitions-{scenario}.jsonl"
         self.transitions_path.unlink(missing_ok=True)
         self.wait_cluster()

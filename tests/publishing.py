@@ -15,12 +15,12 @@ class LeadingElection:
 
     def __init__(self, epoch: int):
         self.epoch = epoch
-        self.demoted: str | None = None
+        self.demoted = None  # the Reason given to demote()
 
     def is_leader(self) -> bool:
         return self.demoted is None
 
-    def demote(self, reason: str) -> None:
+    def demote(self, reason) -> None:
         self.demoted = reason
 
 

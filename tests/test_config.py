@@ -6,6 +6,7 @@ import pathlib
 import pytest
 
 from consulha.config import ConfigError, load_config
+from consulha.keys import Keys
 from consulha.durations import format_duration, parse_duration
 
 SECRET = "c2VjcmV0LXZhbHVlLW5vdC10by1sZWFr"  # base64 of "secret-value-not-to-leak"
@@ -179,6 +180,14 @@ ERROR_CASES = {
     "heartbeat_ttl above ttl": (
         "  heartbeat_ttl: 3s\n", "  heartbeat_ttl: 11s  # <-\n",
         "session.heartbeat_ttl", "must not exceed session.ttl",
+    ),
+    "node check listed twice": (
+        "  heartbeat_ttl: 3s\n", "  heartbeat_ttl: 3s\n  node_checks: [serfHealth, serfHealth]  # <-\n",
+        "session.node_checks", "lists a check twice",
+    ),
+    "node checks not a list": (
+        "  heartbeat_ttl: 3s\n", "  heartbeat_ttl: 3s\n  node_checks: serfHealth  # <-\n",
+        "session.node_checks", "expected a list",
     ),
     "two check kinds": (
         '{script: "checks/check_process.sh worker", interval',
@@ -435,3 +444,13 @@ def test_example_configs_validate_with_a_readable_secret_file(tmp_path, site, va
     assert (config.site, config.dns.value, config.dns.record) == (site, value, "app.example.test.")
     assert [service.check.kind for service in config.services] == ["http", "script", "tcp"]
     assert config.warnings == ()
+
+
+@pytest.mark.parametrize("text, checks", [
+    ("", ("serfHealth",)), ("  node_checks: []\n", ()), ("  node_checks: [serfHealth, disk]\n", ("serfHealth", "disk"))])
+def test_node_checks_default_to_serf_health_and_may_be_empty(tmp_path, text, checks):
+    config = load_config(write_config(tmp_path, edited("  heartbeat_ttl: 3s\n", "  heartbeat_ttl: 3s\n" + text)))
+    assert config.session.node_checks == checks
+    keys = Keys(config)
+    assert keys.session_checks[:len(checks)] == list(checks)
+    assert not any(check.startswith("service:") for check in keys.paused_session_checks)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from consulha.election import Election, Lease, Role, Transition, lease_duration
+from consulha.election import Election, Lease, Role, Transition
+from consulha.reasons import Cause, Reason
+from consulha.timing import lease_duration
 
 
 class FakeClock:
@@ -32,8 +34,8 @@ def make_election(clock, wall=None, duration: float = 4.0) -> Election:
 
 def make_leader(clock, epoch: int = 7, sent_at: float | None = None, duration: float = 4.0) -> Election:
     election = make_election(clock, duration=duration)
-    election.candidate("session created")
-    assert election.promote(epoch, clock.now if sent_at is None else sent_at, "won the lock")
+    election.candidate(r("session created"))
+    assert election.promote(epoch, clock.now if sent_at is None else sent_at, r("won the lock"))
     return election
 
 
@@ -126,7 +128,7 @@ class TestTransitions:
     def test_initial_role_is_starting(self, clock):
         election = make_election(clock)
         assert election.role == Role.STARTING
-        assert election.reason == "starting"
+        assert str(election.reason) == "starting"
         assert election.epoch is None
         assert election.since == 100.0
         assert election.history == []
@@ -136,24 +138,24 @@ class TestTransitions:
     def test_candidate_moves_to_standby_with_reason(self, clock, setup):
         election = make_election(clock)
         if setup == "ineligible":
-            election.ineligible("check web critical")
+            election.ineligible(r("check web critical"))
             assert election.role == Role.INELIGIBLE
         clock.now = 101.5
-        election.candidate("session abc created")
+        election.candidate(r("session abc created"))
         assert election.role == Role.STANDBY
-        assert election.reason == "session abc created"
+        assert str(election.reason) == "session abc created"
         assert election.since == 101.5
         assert election.history[-1].old == Role(setup)
         assert election.history[-1].new == Role.STANDBY
 
     def test_candidate_is_ignored_when_already_standby_or_leader(self, clock):
         election = make_election(clock)
-        election.candidate("first")
-        election.candidate("second")
-        assert election.reason == "first"
+        election.candidate(r("first"))
+        election.candidate(r("second"))
+        assert str(election.reason) == "first"
         assert len(election.history) == 1
-        election.promote(3, 100.0, "won")
-        election.candidate("third")
+        election.promote(3, 100.0, r("won"))
+        election.candidate(r("third"))
         assert election.role == Role.LEADER
         assert len(election.history) == 2
 
@@ -161,14 +163,14 @@ class TestTransitions:
     def test_promote_only_from_standby(self, clock, role):
         election = make_election(clock)
         if role == "ineligible":
-            election.ineligible("no session")
+            election.ineligible(r("no session"))
         elif role == "leader":
-            election.candidate("session")
-            assert election.promote(1, 100.0, "won")
+            election.candidate(r("session"))
+            assert election.promote(1, 100.0, r("won"))
         elif role == "stopped":
-            election.stop("bye")
+            election.stop(r("bye"))
         before_role, before_history = election.role, len(election.history)
-        assert election.promote(2, 100.0, "won again") is False
+        assert election.promote(2, 100.0, r("won again")) is False
         assert election.role == before_role
         assert len(election.history) == before_history
         if role != "leader":
@@ -179,24 +181,24 @@ class TestTransitions:
         election = make_election(clock)
         seen: list[Transition] = []
         election.subscribe(seen.append)
-        election.candidate("session")
+        election.candidate(r("session"))
         clock.now = 100.5
-        assert election.promote(42, 100.25, "won the lock") is True
+        assert election.promote(42, 100.25, r("won the lock")) is True
         assert election.role == Role.LEADER
         assert election.epoch == 42
         assert election.is_leader()
         assert election.lease.expires_at == 104.25  # sent_at + duration, not now + duration
         assert seen[-1].old == Role.STANDBY and seen[-1].new == Role.LEADER
         assert seen[-1].epoch == 42
-        assert seen[-1].reason == "won the lock"
+        assert str(seen[-1].reason) == "won the lock"
         assert seen[-1].monotonic == 100.5
 
     def test_promote_with_stale_proof_is_refused(self, clock):
         election = make_election(clock)  # lease duration 4.0
-        election.candidate("session")
+        election.candidate(r("session"))
         clock.now = 110.0
         # A read sent at 105.0 proves ownership only until 109.0, already past.
-        assert election.promote(5, 105.0, "won late") is False
+        assert election.promote(5, 105.0, r("won late")) is False
         assert election.role == Role.STANDBY
         assert election.epoch is None
         assert not election.lease.valid()
@@ -205,31 +207,31 @@ class TestTransitions:
 
     def test_promote_with_proof_exactly_at_lease_end_is_refused(self, clock):
         election = make_election(clock)
-        election.candidate("session")
+        election.candidate(r("session"))
         clock.now = 104.0
-        assert election.promote(5, 100.0, "won") is False  # expires_at == now: no time left
+        assert election.promote(5, 100.0, r("won")) is False  # expires_at == now: no time left
         assert election.role == Role.STANDBY
 
     def test_promote_with_proof_leaving_a_little_time_is_accepted(self, clock):
         election = make_election(clock)
-        election.candidate("session")
+        election.candidate(r("session"))
         clock.now = 103.5
-        assert election.promote(5, 100.0, "won") is True
+        assert election.promote(5, 100.0, r("won")) is True
         assert election.lease.remaining() == pytest.approx(0.5)
 
     def test_confirm_extends_only_while_leader(self, clock):
         election = make_election(clock)
-        election.candidate("session")
+        election.candidate(r("session"))
         election.confirm(100.0)  # standby: ignored
         assert election.lease.expires_at == float("-inf")
-        assert election.promote(1, 100.0, "won")
+        assert election.promote(1, 100.0, r("won"))
         assert election.lease.expires_at == 104.0
         clock.now = 102.0
         election.confirm(101.5)
         assert election.lease.expires_at == 105.5
         election.confirm(100.5)  # older: never shortens
         assert election.lease.expires_at == 105.5
-        election.demote("lost the lock")
+        election.demote(r("lost the lock"))
         election.confirm(103.0)  # no longer leader: ignored
         assert election.lease.expires_at == float("-inf")
         assert not election.is_leader()
@@ -246,12 +248,12 @@ class TestTransitions:
         clock.now = 104.0
         assert election.fence_if_expired() is True
         assert election.role == Role.STANDBY
-        assert "self-fenced" in election.reason
+        assert "self-fenced" in str(election.reason)
         assert election.epoch is None
         assert len(seen) == 1
         assert seen[0].old == Role.LEADER and seen[0].new == Role.STANDBY
         assert seen[0].epoch == 9  # the epoch we were fenced out of
-        assert "self-fenced" in seen[0].reason
+        assert "self-fenced" in str(seen[0].reason)
         # Nothing left to fence.
         clock.now = 200.0
         assert election.fence_if_expired() is False
@@ -261,11 +263,11 @@ class TestTransitions:
         election = make_leader(clock, sent_at=100.0)
         clock.now = 105.25
         assert election.fence_if_expired()
-        assert "1.250s" in election.reason
+        assert "1.250s" in str(election.reason)
 
     def test_fence_if_expired_does_nothing_when_not_leader(self, clock):
         election = make_election(clock)
-        election.candidate("session")
+        election.candidate(r("session"))
         clock.now = 1000.0
         assert election.fence_if_expired() is False
         assert election.role == Role.STANDBY
@@ -282,36 +284,36 @@ class TestTransitions:
 
     def test_demote_returns_false_when_not_leader(self, clock):
         election = make_election(clock)
-        assert election.demote("no") is False
-        election.candidate("session")
-        assert election.demote("no") is False
+        assert election.demote(r("no")) is False
+        election.candidate(r("session"))
+        assert election.demote(r("no")) is False
         assert election.role == Role.STANDBY
-        election.stop("bye")
-        assert election.demote("no") is False
+        election.stop(r("bye"))
+        assert election.demote(r("no")) is False
         assert election.role == Role.STOPPED
 
     def test_demote_to_standby_by_default(self, clock):
         election = make_leader(clock, epoch=3)
-        assert election.demote("someone else holds the lock") is True
+        assert election.demote(r("someone else holds the lock")) is True
         assert election.role == Role.STANDBY
-        assert election.reason == "someone else holds the lock"
+        assert str(election.reason) == "someone else holds the lock"
         assert election.epoch is None
         assert not election.lease.valid()
         assert election.history[-1].epoch == 3
 
     def test_demote_to_ineligible(self, clock):
         election = make_leader(clock, epoch=3)
-        assert election.demote("check web critical", to=Role.INELIGIBLE) is True
+        assert election.demote(r("check web critical"), to=Role.INELIGIBLE) is True
         assert election.role == Role.INELIGIBLE
         assert not election.is_leader()
         assert election.lease.expires_at == float("-inf")
         # Ineligible can become a candidate again.
-        election.candidate("session again")
+        election.candidate(r("session again"))
         assert election.role == Role.STANDBY
 
     def test_ineligible_from_leader_revokes_lease(self, clock):
         election = make_leader(clock, epoch=4)
-        election.ineligible("consul unavailable")
+        election.ineligible(r("consul unavailable"))
         assert election.role == Role.INELIGIBLE
         assert not election.lease.valid()
         assert election.epoch is None
@@ -321,24 +323,24 @@ class TestTransitions:
         election = make_election(clock)
         seen = []
         election.subscribe(seen.append)
-        election.ineligible("check web critical")
-        election.ineligible("check web critical")
-        election.ineligible("consul down")
+        election.ineligible(r("check web critical"))
+        election.ineligible(r("check web critical"))
+        election.ineligible(r("consul down"))
         assert len(election.history) == 1 and len(seen) == 1
-        assert election.reason == "consul down"
+        assert str(election.reason) == "consul down"
 
     @pytest.mark.parametrize("role", ["starting", "ineligible", "standby", "leader"])
     def test_stop_from_any_role(self, clock, role):
         election = make_election(clock)
         if role == "ineligible":
-            election.ineligible("no session")
+            election.ineligible(r("no session"))
         elif role in ("standby", "leader"):
-            election.candidate("session")
+            election.candidate(r("session"))
             if role == "leader":
-                assert election.promote(1, 100.0, "won")
-        election.stop("graceful stop")
+                assert election.promote(1, 100.0, r("won"))
+        election.stop(r("graceful stop"))
         assert election.role == Role.STOPPED
-        assert election.reason == "graceful stop"
+        assert str(election.reason) == "graceful stop"
         assert election.history[-1].old == Role(role)
         assert election.history[-1].new == Role.STOPPED
         assert not election.is_leader()
@@ -346,15 +348,15 @@ class TestTransitions:
 
     def test_no_transition_out_of_stopped(self, clock):
         election = make_election(clock)
-        election.stop("graceful stop")
+        election.stop(r("graceful stop"))
         history = len(election.history)
-        election.ineligible("consul down")
-        election.candidate("session")
-        assert election.promote(1, 100.0, "won") is False
-        assert election.demote("x") is False
-        election.stop("again")
+        election.ineligible(r("consul down"))
+        election.candidate(r("session"))
+        assert election.promote(1, 100.0, r("won")) is False
+        assert election.demote(r("x")) is False
+        election.stop(r("again"))
         assert election.role == Role.STOPPED
-        assert election.reason == "graceful stop"
+        assert str(election.reason) == "graceful stop"
         assert len(election.history) == history
 
 
@@ -365,19 +367,19 @@ class TestListenersAndHistory:
         election.subscribe(lambda t: calls.append(("first", t)))
         election.subscribe(lambda t: calls.append(("second", t)))
         clock.now, wall.now = 101.0, 1_700_000_001.0
-        election.candidate("session s1")
+        election.candidate(r("session s1"))
         clock.now, wall.now = 102.0, 1_700_000_002.0
-        election.promote(11, 101.5, "won")
+        election.promote(11, 101.5, r("won"))
         clock.now, wall.now = 103.0, 1_700_000_003.0
-        election.demote("lost", to=Role.INELIGIBLE)
+        election.demote(r("lost"), to=Role.INELIGIBLE)
 
         assert [name for name, _ in calls] == ["first", "second"] * 3
         transitions = [t for name, t in calls if name == "first"]
         assert transitions == [t for name, t in calls if name == "second"]
         assert transitions == [
-            Transition(101.0, 1_700_000_001.0, Role.STARTING, Role.STANDBY, "session s1", None),
-            Transition(102.0, 1_700_000_002.0, Role.STANDBY, Role.LEADER, "won", 11),
-            Transition(103.0, 1_700_000_003.0, Role.LEADER, Role.INELIGIBLE, "lost", 11),
+            Transition(101.0, 1_700_000_001.0, Role.STARTING, Role.STANDBY, r("session s1"), None),
+            Transition(102.0, 1_700_000_002.0, Role.STANDBY, Role.LEADER, r("won"), 11),
+            Transition(103.0, 1_700_000_003.0, Role.LEADER, Role.INELIGIBLE, r("lost"), 11),
         ]
         assert election.history == transitions
 
@@ -385,20 +387,20 @@ class TestListenersAndHistory:
         election = make_election(clock)
         observed = []
         election.subscribe(lambda t: observed.append((election.role, election.reason)))
-        election.candidate("session")
-        assert observed == [(Role.STANDBY, "session")]
+        election.candidate(r("session"))
+        assert observed == [(Role.STANDBY, r("session"))]
 
     def test_history_keeps_the_last_100(self, clock):
         election = make_election(clock)
         for i in range(150):
             clock.now = 100.0 + i
             if i % 2:
-                election.candidate(f"reason {i}")
+                election.candidate(r(f"reason {i}"))
             else:
-                election.ineligible(f"reason {i}")
+                election.ineligible(r(f"reason {i}"))
         assert len(election.history) == 100
-        assert election.history[0].reason == "reason 50"
-        assert election.history[-1].reason == "reason 149"
+        assert str(election.history[0].reason) == "reason 50"
+        assert str(election.history[-1].reason) == "reason 149"
         assert election.history[0].old == Role.STANDBY
         assert election.history[-1].monotonic == 249.0
 
@@ -407,11 +409,12 @@ class TestSnapshot:
     def test_snapshot_of_standby(self, clock):
         election = make_election(clock)
         clock.now = 101.0
-        election.candidate("session s1")
+        election.candidate(r("session s1"))
         clock.now = 103.5
         assert election.snapshot() == {
             "role": "standby",
             "reason": "session s1",
+            "cause": "competing",
             "epoch": None,
             "role_for_s": 2.5,
             "lease_remaining_s": None,
@@ -419,13 +422,14 @@ class TestSnapshot:
 
     def test_snapshot_of_leader(self, clock):
         election = make_election(clock)
-        election.candidate("session s1")
+        election.candidate(r("session s1"))
         clock.now = 101.0
-        assert election.promote(12, 100.5, "won the lock")
+        assert election.promote(12, 100.5, r("won the lock"))
         clock.now = 102.25
         assert election.snapshot() == {
             "role": "leader",
             "reason": "won the lock",
+            "cause": "competing",
             "epoch": 12,
             "role_for_s": 1.25,
             "lease_remaining_s": 2.25,  # 100.5 + 4.0 - 102.25
@@ -442,9 +446,14 @@ class TestSnapshot:
     def test_snapshot_after_demote_hides_epoch(self, clock):
         election = make_leader(clock, epoch=2)
         clock.now = 101.0
-        election.demote("lost")
+        election.demote(r("lost"))
         snap = election.snapshot()
         assert snap["role"] == "standby"
         assert snap["epoch"] is None
         assert snap["lease_remaining_s"] is None
         assert snap["role_for_s"] == 0.0
+
+
+def r(text: str) -> Reason:
+    """A reason for the state-machine tests: the kind does not matter to them, the text does."""
+    return Reason(Cause.COMPETING, text)

@@ -9,6 +9,7 @@ import pytest
 
 from consulha.control import ControlKeys, read_history
 from lab.pair import SITE_VALUES, wait_until
+from lab.site import http_service
 
 pytestmark = pytest.mark.integration
 
@@ -227,3 +228,38 @@ def test_operator_freeing_the_key_never_gives_two_leaders(lab, how):
         elif move["old"] == "leader":
             leaders.discard(move["site"])
         assert len(leaders) <= 1, lab.transitions()
+
+
+def test_debounced_http_check_rides_out_a_short_failure_and_fails_over_on_a_long_one(lab):
+    """failures_before_critical: 3 at interval 1 s: one or two failed probes move nothing
+    (Consul itself debounces HTTP checks), three in a row fail over."""
+    service = http_service("api", lab.toy("a").url)
+    service["check"]["failures_before_critical"] = 3
+    first = _two_sites_with_a_leading(lab, services=[service])
+    # Consul 1.8.7 counts failures only once the check has passed since it was registered, and
+    # the agent re-registers its services when it becomes leader (the UI tags): let it pass.
+    time.sleep(2.5)
+    lab.toy("a").fail()
+    time.sleep(1.5)  # at most two probes at 1 s intervals see the failure
+    lab.toy("a").recover()
+    time.sleep(3)
+    assert lab.leader()["site"] == "a" and lab.leader()["epoch"] == first["epoch"]
+    lab.toy("a").fail()
+    lab.wait_leader("b")
+    lab.wait_dns("b")
+
+
+def test_debounced_script_check_counts_failures_in_the_agent(lab, tmp_path):
+    flag = tmp_path / "worker-healthy"
+    flag.write_text("ok")
+    services = [{"name": "worker",
+                 "check": {"script": f"sh -c 'test -e {flag} || exit 2'", "interval": "500ms",
+                           "timeout": "2s", "failures_before_critical": 4}}]
+    first = _two_sites_with_a_leading(lab, services=services)
+    flag.unlink()
+    time.sleep(0.8)  # one or two failed runs of four needed
+    flag.write_text("ok")
+    time.sleep(2)
+    assert lab.leader()["site"] == "a" and lab.leader()["epoch"] == first["epoch"], lab.logs()
+    flag.unlink()
+    lab.wait_leader("b")

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from consulha.agent import Backoff, TransitionRecorder, consul_check
+from consulha.agent import TransitionRecorder
+from consulha.backoff import Backoff
 from consulha.config import CheckConfig, HooksConfig
 from consulha.election import Election, Lease, Role
-from consulha.health import run_script, script_ttl
+from consulha.health import Debounce, run_script, script_ttl
 from consulha.hooks import HookRunner
+from consulha.reasons import Cause, Reason
+from consulha.registration import consul_check
 from lab.toy import ToyService
 
 REPO = Path(__file__).resolve().parent.parent
@@ -331,17 +334,33 @@ def seconds(value: str) -> float:
     return float(value[:-1])
 
 
+class TestDebounce:
+    @pytest.mark.parametrize("fall, rise, results, reported", [
+        (1, 1, ["passing", "critical", "passing"], ["passing", "critical", "passing"]),
+        (3, 1, ["passing", "critical", "critical", "critical"], ["passing", "passing", "passing", "critical"]),
+        (3, 1, ["passing", "critical", "passing", "critical", "critical"], ["passing"] * 5),
+        (1, 2, ["passing", "passing", "critical", "passing", "passing"],
+         ["critical", "passing", "critical", "critical", "passing"]),
+        (2, 1, ["passing", "warning", "warning"], ["passing", "passing", "warning"]),
+    ])
+    def test_status_changes_only_after_enough_results_in_a_row(self, fall, rise, results, reported):
+        debounce = Debounce(fall, rise)
+        assert [debounce.observe(result) for result in results] == reported
+
+
 class TestConsulCheck:
     def test_http(self):
-        check = consul_check(CheckConfig("http", "http://127.0.0.1:8080/health", interval=5.0, timeout=2.0))
-        assert set(check) == {"HTTP", "Interval", "Timeout"}
+        check = consul_check(CheckConfig("http", "http://127.0.0.1:8080/health", interval=5.0, timeout=2.0,
+                                         failures_before_critical=3))
+        assert set(check) == {"HTTP", "Interval", "Timeout", "FailuresBeforeCritical", "SuccessBeforePassing"}
+        assert (check["FailuresBeforeCritical"], check["SuccessBeforePassing"]) == (3, 1)
         assert check["HTTP"] == "http://127.0.0.1:8080/health"
         assert seconds(check["Interval"]) == 5.0
         assert seconds(check["Timeout"]) == 2.0
 
     def test_tcp(self):
         check = consul_check(CheckConfig("tcp", "127.0.0.1:5432", interval=1.5, timeout=0.5))
-        assert set(check) == {"TCP", "Interval", "Timeout"}
+        assert set(check) == {"TCP", "Interval", "Timeout", "FailuresBeforeCritical", "SuccessBeforePassing"}
         assert check["TCP"] == "127.0.0.1:5432"
         assert seconds(check["Interval"]) == 1.5
         assert seconds(check["Timeout"]) == 0.5
@@ -360,9 +379,9 @@ class TestTransitionRecorder:
         clock, wall = FakeClock(100.0), FakeClock(1_700_000_000.0)
         election = Election(Lease(4.0, clock), clock, wall)
         election.subscribe(TransitionRecorder(str(path), "east"))
-        election.candidate("session s1")
+        election.candidate(r("session s1"))
         clock.now = 101.0
-        election.promote(8, 100.5, "won the lock")
+        election.promote(8, 100.5, r("won the lock"))
         clock.now = 105.0
         election.fence_if_expired()
 
@@ -385,8 +404,13 @@ class TestTransitionRecorder:
         clock = FakeClock()
         election = Election(Lease(4.0, clock), clock, FakeClock())
         election.subscribe(TransitionRecorder(str(path), "west"))
-        election.stop("bye")
+        election.stop(r("bye"))
         lines = path.read_text().splitlines()
         assert lines[0] == '{"site": "old"}'
         assert json.loads(lines[1])["role"] == Role.STOPPED.value
         assert len(lines) == 2
+
+
+def r(text: str) -> Reason:
+    """A reason for the state-machine tests: the kind does not matter to them, the text does."""
+    return Reason(Cause.COMPETING, text)

@@ -12,8 +12,9 @@ from lab.invariants import (Sample, TransitionRecord, Window, check, convergence
 VALUES = {"a": "192.0.2.1", "b": "192.0.2.2"}
 
 
-def tr(site, t, role, old, epoch=None, reason=""):
-    return TransitionRecord(site=site, monotonic=t, role=role, old=old, epoch=epoch, reason=reason)
+def tr(site, t, role, old, epoch=None, reason="", cause="", seconds=None):
+    return TransitionRecord(site=site, monotonic=t, role=role, old=old, epoch=epoch, reason=reason,
+                            cause=cause, seconds=seconds)
 
 
 def sample(t, site=None, epoch=None, dns_site=None, dns_epoch=None, dns_ok=True, key_ok=True):
@@ -57,7 +58,8 @@ def test_self_fence_after_a_freeze_ends_leadership_at_the_lease_expiry():
     # a was frozen (SIGSTOP) from 2.0 on; b took over at 6.0; a resumed at 9.0 and fenced itself.
     transitions = [tr("a", 1.0, "leader", "standby", 10), tr("b", 6.0, "leader", "standby", 20),
                    tr("a", 9.0, "standby", "leader", 10,
-                      "self-fenced: lease expired 6.200s ago without a confirmation from Consul")]
+                      "self-fenced: lease expired 6.200s ago without a confirmation from Consul",
+                      cause="self_fenced", seconds=6.2)]
     intervals = leader_intervals(transitions)
     a = next(i for i in intervals if i.site == "a")
     assert math.isclose(a.end, 2.8)

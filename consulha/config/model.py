@@ -46,6 +46,8 @@ class SessionConfig:
     ttl: float = 10.0
     lock_delay: float = 1.0
     heartbeat_ttl: float = 3.0
+    # Node-level checks the session is tied to besides the service checks and the heartbeat.
+    node_checks: tuple[str, ...] = ("serfHealth",)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class CheckConfig:
     target: str
     interval: float = 1.0
     timeout: float = 1.0
+    # Debounce (keepalived's fall/rise): this many failed probes in a row before the check is
+    # critical, this many passing ones before it passes again. 1 = no debounce.
+    failures_before_critical: int = 1
+    success_before_passing: int = 1
 
 
 @dataclass(frozen=True)

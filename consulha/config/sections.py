@@ -31,7 +31,7 @@ def load_config(path: str | os.PathLike) -> Config:
     key_prefix = top.get("key_prefix", values.key_prefix, f"consulha/{group}")
     sections = dict(
         consul=_consul(top.section("consul", ("address", "token", "token_file", "ca_file", "cert_file", "key_file"))),
-        session=_session(top.section("session", ("ttl", "lock_delay", "heartbeat_ttl"))),
+        session=_session(top.section("session", ("ttl", "lock_delay", "heartbeat_ttl", "node_checks"))),
         services=_services(top),
         dns=_dns(top.section("dns", _DNS_KEYS, required=True)),
         hooks=_hooks(top.section("hooks", ("on_promote", "on_demote", "timeout"))),
@@ -70,7 +70,29 @@ def _session(session: Mapping) -> SessionConfig:
     if heartbeat_ttl > ttl:
         message = f"must not exceed session.ttl ({format_duration(ttl)}), got {format_duration(heartbeat_ttl)}"
         raise session.error("heartbeat_ttl", message)
-    return SessionConfig(ttl=ttl, lock_delay=lock_delay, heartbeat_ttl=heartbeat_ttl)
+    config = SessionConfig(ttl=ttl, lock_delay=lock_delay, heartbeat_ttl=heartbeat_ttl,
+                           node_checks=_node_checks(session))
+    # Imported here: consulha.timing imports the model, which imports this package first.
+    from consulha.timing import Timing
+    try:
+        Timing.of(config)
+    except ValueError as problem:
+        raise session.error("lock_delay", str(problem)) from None
+    return config
+
+
+def _node_checks(session: Mapping) -> tuple[str, ...]:
+    """A list of node check IDs; unlike other lists it may be empty (`[]`: no node check)."""
+    if session.node("node_checks") is None:
+        return SessionConfig.node_checks
+    node = session.node("node_checks")
+    if isinstance(node, yaml.SequenceNode) and not node.value:
+        return ()
+    checks = tuple(session.document.value(item, key_path, values.as_text)
+                   for item, key_path in session.items("node_checks"))
+    if len(set(checks)) != len(checks):
+        raise session.error("node_checks", "lists a check twice")
+    return checks
 
 
 def _services(top: Mapping) -> tuple[ServiceConfig, ...]:
@@ -84,7 +106,8 @@ def _services(top: Mapping) -> tuple[ServiceConfig, ...]:
             raise service.error("name", message)
         first_line_of_name[name] = service.line_of("name")
         port = service.get("port", values.integer(1, 65535), None)
-        check = _check(service.section("check", (*_CHECK_KINDS, "interval", "timeout"), required=True))
+        check = _check(service.section("check", (*_CHECK_KINDS, "interval", "timeout", "failures_before_critical",
+                                                        "success_before_passing"), required=True))
         services.append(ServiceConfig(name=name, check=check, port=port))
     return tuple(services)
 
@@ -104,7 +127,9 @@ def _check(check: Mapping) -> CheckConfig:
     timeout = check.get("timeout", values.duration(0, 3600), min(interval, 10.0))
     if timeout == 0:
         raise check.error("timeout", "must be greater than 0")
-    return CheckConfig(kind=kind, target=target, interval=interval, timeout=timeout)
+    return CheckConfig(kind=kind, target=target, interval=interval, timeout=timeout,
+                       failures_before_critical=check.get("failures_before_critical", values.integer(1, 100), 1),
+                       success_before_passing=check.get("success_before_passing", values.integer(1, 100), 1))
 
 
 _DNS_KEYS = (

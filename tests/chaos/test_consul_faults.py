@@ -1,10 +1,14 @@
 """Chaos scenarios on Consul itself: 7 witness down, 10 leader's local client agent SIGKILL /
-SIGSTOP, 11 quorum lost, 12 Raft leader server killed."""
+SIGSTOP, 11 quorum lost, 12 Raft leader server killed, 17 leader's client rebuilt with its
+data dir lost (a blind catalog) and then a service failing."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
+from consulha.reasons import Cause
 from lab.invariants import Window
 from lab.pair import wait_until
 from tests.chaos.conftest import settle_unchanged
@@ -82,3 +86,35 @@ def test_12_raft_leader_server_killed(scenario):
     lab.wait_cluster()
     scenario.hold(3)
     settle_unchanged(scenario, fault, heal)
+
+
+def test_17_leader_client_data_dir_lost_then_a_service_fails(scenario):
+    """The leader host's Consul client restarts with its data dir lost: new node ID, same name,
+    so the servers refuse its every sync and the catalog keeps a's old checks passing. Then a's
+    service fails: only the local agent knows. Local truth makes a step down; DNS must name b."""
+    lab = scenario.lab
+    client = lab.consul["ha"]
+    node_id = (client.dir / "data" / "node-id").read_text()
+    wiped = scenario.now()
+    client.kill()
+    shutil.rmtree(client.dir / "data")
+    client.start()
+    wait_until(lambda: "reserved by node" in client.log_tail(80), 30, step=0.2,
+               what="the servers refuse the rebuilt client's sync", logs=lab.logs)
+    scenario.hold(4)  # a re-registers on the rebuilt client and renews: nothing moves
+    assert lab.leader()[0] == "a" and "b" not in scenario.leader_sites(since=wiped)
+    fault = scenario.now()
+    lab.toys["a"].fail()
+    scenario.wait_names("b", 20, since=fault, key="failover_s")
+    stepped = scenario.demotions("a", since=fault)
+    assert stepped and stepped[0].cause == Cause.CHECK_FAILED, stepped
+    assert "has ID" in stepped[0].reason, stepped[0].reason  # names the stale node
+    heal = scenario.now()
+    # Give the client its old identity back, so the next scenarios see a synced catalog.
+    client.kill()
+    shutil.rmtree(client.dir / "data")
+    (client.dir / "data").mkdir(parents=True)
+    (client.dir / "data" / "node-id").write_text(node_id)
+    client.start()
+    lab.toys["a"].recover()
+    scenario.verify_failover_then_heal(fault, heal, "blind catalog", bound=20)

@@ -1,6 +1,6 @@
 """Chaos scenarios on the network (nftables drops on the bridge): 4 leader site isolated,
 5 standby site isolated, 6 a and b cut from each other, 8 gossip-only partition, 9 RPC-only
-partition, 15 flapping link with random loss."""
+partition, 15 flapping link with random loss, 18 no node checks: gossip partition vs isolation."""
 
 from __future__ import annotations
 
@@ -109,3 +109,25 @@ def test_15_flapping_link_random_loss(scenario):
     assert len(failovers) <= 4, leaderships
     scenario.verify(Window("flapping", fault, heal, max_changes=4),
                     Window("healed", heal, bound=30, max_changes=1))
+
+
+@pytest.mark.agent_session(node_checks=[])
+def test_18_no_node_checks_gossip_partition_moves_nothing_isolation_fails_over(scenario):
+    """With `session.node_checks: []` (what WAN users choose: gossip flaps first), a
+    gossip-only partition of the leader host frees nothing; a full isolation still fails over,
+    through the session TTL: the isolated host cannot renew, and the catalog never hears its
+    heartbeat lapse (the local agent cannot sync), so the TTL is what frees the lock."""
+    lab = scenario.lab
+    fault = scenario.now()
+    lab.net.block_port("ha", 8301)
+    scenario.hold(12)  # serfHealth of app-a goes critical after ~6 s: not in the session now
+    assert lab.leader()[0] == "a" and "b" not in scenario.leader_sites(since=fault)
+    lab.net.heal()
+    isolated = scenario.now()
+    lab.net.isolate(["ha"])
+    after = scenario.wait_names("b", 45, since=isolated, key="isolation_failover_s")
+    assert after.holder_site == "b"
+    heal = scenario.now()
+    lab.net.heal()
+    scenario.verify(Window("gossip blocked", fault, isolated, max_changes=0),
+                    Window("isolated", isolated, heal, bound=45, expect_site="b", max_changes=1))
