@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -17,6 +18,16 @@ from lab.ports import free_port
 
 def absolute(name: str) -> str:
     return name if name.endswith(".") else name + "."
+
+
+def write_secret(path: Path, secret: str) -> Path:
+    """Write `secret` to `path` with mode 0600 and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    os.chmod(path, 0o600)  # O_CREAT's mode is ignored when the file already existed
+    return path
 
 
 class DnsServerProcess:

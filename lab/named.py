@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
-from lab.dnsserver import DnsServerProcess
+from lab.dnsserver import DnsServerProcess, write_secret
 from lab.dnsserver import absolute as _absolute
 
 NAMED = os.environ.get("CONSULHA_NAMED", "named")
@@ -60,12 +60,7 @@ class NamedServer(DnsServerProcess):
 
     def tsig_key_file(self) -> Path:
         """Write the secret to <workdir>/tsig.key (mode 0600) and return its path."""
-        path = self.workdir / "tsig.key"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(self.secret + "\n")
-        os.chmod(path, 0o600)  # O_CREAT's mode is ignored when the file already existed
-        return path
+        return write_secret(self.workdir / "tsig.key", self.secret)
 
     def zone_path_of(self, zone: str) -> Path:
         return self.workdir / f"db.{zone.rstrip('.')}"

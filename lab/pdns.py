@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from lab.dnsserver import DnsServerProcess, absolute
+from lab.dnsserver import DnsServerProcess, absolute, write_secret
 from lab.named import ALGORITHM, random_secret
 from lab.ports import free_port
 
@@ -49,10 +49,11 @@ class PowerDnsServer(DnsServerProcess):
 
     def api_key_file(self) -> Path:
         """Write the API key to <workdir>/api.key (mode 0600) and return its path."""
-        path = self.workdir / "api.key"
-        path.touch(mode=0o600)
-        path.write_text(self.api_key + "\n")
-        return path
+        return write_secret(self.workdir / "api.key", self.api_key)
+
+    def tsig_key_file(self) -> Path:
+        """Write the TSIG secret to <workdir>/tsig.key (mode 0600) and return its path."""
+        return write_secret(self.workdir / "tsig.key", self.secret)
 
     def _command(self) -> list[str]:
         return [PDNS_SERVER, f"--config-dir={self.workdir}"]

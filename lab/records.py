@@ -28,13 +28,19 @@ def answers_of(site: str) -> dict[tuple[str, str], tuple[str, ...]]:
     return {(r["record"], r["type"]): (r["value"],) for r in records_of(site)}
 
 
-def multi_record_config(pair: SitePair, site: str, verify: list[str]) -> str:
-    """The pair's config for `site`, with the four records and `verify` ("host:port") servers."""
+def multi_record_config(pair: SitePair, site: str, verify: list[str], **dns: object) -> str:
+    """The pair's config for `site`, with the four records and `verify` ("host:port") servers;
+    `dns` sets more keys of the dns section (None removes one)."""
     path = Path(pair.config(site))
     document = yaml.safe_load(path.read_text())
     for key in ("record", "type", "value"):
         document["dns"].pop(key)
     document["dns"].update(records=records_of(site), verify=verify)
+    for key, value in dns.items():
+        if value is None:
+            document["dns"].pop(key, None)
+        else:
+            document["dns"][key] = value
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return str(path)
 

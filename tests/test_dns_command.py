@@ -12,8 +12,9 @@ import pytest
 
 from consulha.config import RecordConfig
 from consulha.dns import EXIT_STALE, CommandProvider, DnsError, StaleEpochError
-from lab.pair import wait_until
+from lab.pair import SitePair, wait_until
 from lab.pdns import PowerDnsServer
+from lab.records import NAMES, answers_of, multi_record_config, server_answers
 from tests.conftest_named import dns_config_for
 from tests.publishing import running_publisher
 
@@ -231,3 +232,31 @@ case "$1" in read) {READ_EMPTY} ;; publish) touch {tmp_path}/published ;; esac''
 
     assert "DNS update failed (switch read: exit code 1: in-house API unreachable); retrying in" in caplog.text
     assert (tmp_path / "published").exists() and publisher.last["epoch"] == 5
+
+
+@pytest.mark.integration
+def test_agents_fail_over_every_record_through_the_example_command(tmp_path, consul_server):
+    """End to end: two agents switch four records in two zones through PowerDNS's HTTP API."""
+    with PowerDnsServer(tmp_path / "pdns", records=NAMES, extra_zones=("other.test.",)) as pdns:
+        pair = SitePair(tmp_path, consul_server, pdns)
+        verify = [f"127.0.0.1:{pdns.port}"]
+        command = {"provider": "command", "server": None, "tsig": None,
+                   "command": [str(EXAMPLE), "--api-url", pdns.api_url],
+                   "secret_env": {"PDNS_API_KEY": str(pdns.api_key_file())}}
+        try:
+            pair.start("a", multi_record_config(pair, "a", verify, **command))
+            pair.wait_leader("a")
+            wait_until(lambda: server_answers(pdns.address) == answers_of("a"), 20, what="site a in DNS",
+                       logs=pair.logs)
+            pair.start("b", multi_record_config(pair, "b", verify, **command))
+            pair.wait_candidates("a", "b")
+
+            pair.toy("a").fail()
+
+            wait_until(lambda: server_answers(pdns.address) == answers_of("b"), 30, what="site b in DNS",
+                       logs=pair.logs)
+            wait_until(lambda: "converged on every verify server" in pair.agents["b"].log_text(), 20,
+                       what="b to report convergence", logs=pair.logs)
+            assert pdns.api_key not in pair.agents["a"].log_text() + pair.agents["b"].log_text()
+        finally:
+            pair.close()
