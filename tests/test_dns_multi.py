@@ -10,7 +10,7 @@ import pytest
 from consulha.config import RecordConfig
 from consulha.dns import Rfc2136Provider, StaleEpochError
 from consulha.status import dns_status
-from lab.named import NamedSecondary
+from lab.named import NamedSecondary, random_secret
 from lab.pair import SitePair, wait_until
 from lab.ports import free_port
 from lab.records import ZONES, answers_of, mixed_zones, multi_record_config, records_of, server_answers
@@ -182,3 +182,17 @@ def test_agents_fail_over_every_record_in_one_update_per_zone(tmp_path, consul_s
                    what="b to report convergence", logs=pair.logs)
     finally:
         pair.close()
+
+
+def test_a_rejected_key_is_logged_with_server_and_rcode_and_writes_no_zone(pair, caplog):
+    primary, _, site_a, _ = pair
+    wrong_key = dataclasses.replace(site_a.cfg.tsig, secret=random_secret())
+    provider = Rfc2136Provider(dataclasses.replace(site_a.cfg, tsig=wrong_key), "a")
+    before = serials(primary)
+
+    with caplog.at_level(logging.WARNING, logger="consulha.dns"), running_publisher(provider, 5) as publisher:
+        wait_until(lambda: caplog.text.count("DNS update failed") >= 2, 20, what="two failed tries")
+
+    assert (f"DNS update failed (update of zone example.test. at 127.0.0.1:{primary.port}: NOTAUTH (BADSIG)); "
+            "retrying in") in caplog.text
+    assert publisher.last is None and serials(primary) == before
