@@ -311,6 +311,18 @@ def agent_with(store, clock):
     return agent
 
 
+def leading_agent(store, clock, **observed):
+    """An agent that leads at epoch 5, and the snapshot of a pass that found the lock ours."""
+    agent = agent_with(store, clock)
+    agent.election.candidate(Reason(Cause.SESSION_CREATED))
+    agent.election.promote(5, clock.now, Reason(Cause.INITIAL_ELECTION))
+    snapshot = Snapshot(**{"now": clock.now, "wall": 1.0, "role": Role.LEADER, "role_since": 0,
+                           "control": ControlState(), "session": SESSION,
+                           "leader": LeaderKey(True, SESSION, LeaderRecord("a", epoch=5)),
+                           "read_sent_at": clock.now, **observed})
+    return agent, snapshot
+
+
 def decided(act, cause=Cause.COMPETING, **fields):
     return Decision(act, Reason(cause), **fields)
 
@@ -325,12 +337,7 @@ def test_withdraw_ends_the_session_and_leaves_the_election(clock):
 def test_a_refused_request_is_written_back_with_the_reason(clock):
     request = HandoverRequest(to="b", by="ops@h", requested_at=1.0, expires_at=2e9, modify_index=4)
     store = ScriptedStore(("put", lambda key, value, cas: json.loads(value)["state"] == "refused" and cas == 4, True))
-    agent = agent_with(store, clock)
-    agent.election.candidate(Reason(Cause.SESSION_CREATED))
-    agent.election.promote(5, clock.now, Reason(Cause.INITIAL_ELECTION))
-    snapshot = Snapshot(now=clock.now, wall=1.0, role=Role.LEADER, role_since=0, control=ControlState(request),
-                        session=SESSION, leader=LeaderKey(True, SESSION, LeaderRecord("a", epoch=5)),
-                        read_sent_at=clock.now)
+    agent, snapshot = leading_agent(store, clock, control=ControlState(request))
     agent._act(decided(Act.REFUSE_REQUEST, Cause.TARGET_UNHEALTHY, request=request), snapshot)
     assert agent.election.role == Role.LEADER and store.finished()
 
@@ -339,12 +346,7 @@ def test_an_accepted_handover_releases_after_the_request_is_marked(clock):
     request = HandoverRequest(to="b", by="ops@h", requested_at=1.0, expires_at=2e9, modify_index=4)
     store = ScriptedStore(("put", lambda key, value, cas: json.loads(value)["state"] == "accepted", True),
                           ("release", lambda key, session, value: key == LEADER_KEY, True))
-    agent = agent_with(store, clock)
-    agent.election.candidate(Reason(Cause.SESSION_CREATED))
-    agent.election.promote(5, clock.now, Reason(Cause.INITIAL_ELECTION))
-    snapshot = Snapshot(now=clock.now, wall=1.0, role=Role.LEADER, role_since=0, control=ControlState(request),
-                        session=SESSION, leader=LeaderKey(True, SESSION, LeaderRecord("a", epoch=5)),
-                        read_sent_at=clock.now)
+    agent, snapshot = leading_agent(store, clock, control=ControlState(request))
     agent._act(decided(Act.HAND_OVER, Cause.HANDOVER, target="b", request=request), snapshot)
     assert agent.election.role == Role.STANDBY and store.finished()
 
@@ -427,11 +429,6 @@ def test_a_local_truth_step_down_says_which_node_blinds_the_catalog(clock):
 
     store = ScriptedStore(("local_node", None, ("app-a", "new-id")), ("catalog_node_id", None, "old-id"),
                           ("release", released, True))
-    agent = agent_with(store, clock)
-    agent.election.candidate(Reason(Cause.SESSION_CREATED))
-    agent.election.promote(5, clock.now, Reason(Cause.INITIAL_ELECTION))
-    snapshot = Snapshot(now=clock.now, wall=1.0, role=Role.LEADER, role_since=0, control=ControlState(),
-                        session=SESSION, leader=LeaderKey(True, SESSION, LeaderRecord("a", epoch=5)),
-                        read_sent_at=clock.now, local_failing=("api",))
+    agent, snapshot = leading_agent(store, clock, local_failing=("api",))
     agent._act(Decision(Act.HAND_OVER, Reason(Cause.CHECK_FAILED, "local check critical: api")), snapshot)
     assert agent.election.role == Role.STANDBY and store.finished()
