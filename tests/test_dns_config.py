@@ -65,6 +65,17 @@ def test_records_list_keeps_order_zones_and_canonical_values(tmp_path):
     assert (dns.value, dns.record, dns.type) == ("192.0.2.1", "app.example.test.", "A")
 
 
+def test_the_fence_does_not_depend_on_the_order_of_the_records(tmp_path):
+    lines = RECORDS.splitlines(keepends=True)
+    reordered = "".join([lines[0], lines[1], lines[4], lines[3], lines[2], lines[5]])
+    assert reordered != RECORDS
+
+    dns = load_config(write_config(tmp_path, with_dns(reordered))).dns
+
+    assert dns.records[0].name == "www.example.test."
+    assert dns.fence_of("example.test.") == "_consulha.app.example.test."
+
+
 def test_single_record_form_still_reads_as_one_record(tmp_path):
     dns = load_config(write_config(tmp_path, BASE)).dns
 

@@ -128,9 +128,10 @@ class DnsConfig:
         return tuple(record for record in self.records if record.zone == zone)
 
     def fence_of(self, zone: str) -> str:
-        """The zone's fence TXT: `_consulha.` + the zone's first record (for a single record,
-        `_consulha.<record>` as always)."""
-        return "_consulha." + self.records_in(zone)[0].name
+        """The zone's fence TXT: `_consulha.` + the zone's alphabetically first record name
+        (for a single record, `_consulha.<record>` as always). Not the first listed: every site
+        must fence on the same name, whatever order its config lists the records in."""
+        return "_consulha." + min(record.name for record in self.records_in(zone))
 
     @property
     def fence_record(self) -> str:

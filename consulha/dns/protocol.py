@@ -1,6 +1,6 @@
 """What every DNS provider offers the publisher, and the errors it raises.
 
-Each zone with managed records has a fence: the TXT record `_consulha.<the zone's first record>`
+Each zone with managed records has a fence: the TXT `_consulha.<its alphabetically first name>`
 holding `"epoch=<n> site=<name>"` of the leader that wrote the zone last. A provider writes a
 zone's records and its fence together and refuses to write when any fence holds a newer epoch.
 """
