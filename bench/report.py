@@ -10,6 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.failover import table_row  # noqa: E402
+from bench.idle import table_lines as idle_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -59,6 +60,11 @@ def main() -> None:
             lines.append(f"Ratio to consulha's agent SIGKILL median "
                          f"({report['consulha_sigkill_median_s']:.2f} s): "
                          f"{report['ratio_consul_lock_to_consulha']}x.")
+    idle = RESULTS / "idle.json"
+    if idle.exists():
+        report = json.loads(idle.read_text())
+        lines += ["", f"Idle agents ({report['what']}), settings {report['settings']}, last run "
+                      f"{report['at']}:", ""] + idle_table(report)
     text = "\n".join(lines) + "\n"
     (RESULTS / "README.md").write_text(text)
     print(text)

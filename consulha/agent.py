@@ -39,6 +39,7 @@ from consulha.hooks import HookRunner
 from consulha.keys import Keys
 from consulha.localtruth import explain_blind_catalog
 from consulha.lock import LockActions
+from consulha.metrics import Metrics, MetricsServer
 from consulha.observe import Observer, SessionMemory
 from consulha.publisher import DnsPublisher
 from consulha.reasons import Cause, Reason
@@ -66,6 +67,9 @@ class Agent:
                                           max_wait=self.timing.standby_wait)
         self.dns = dns or make_provider(cfg.dns, cfg.site)
         self.election = Election(Lease(self.timing.lease, clock), clock)
+        self.metrics = Metrics(cfg)
+        self.store.on_request = self.metrics.count_consul_request
+        self.metrics_server = MetricsServer(cfg, self.metrics)
         self.memory = SessionMemory()
         self.control_keys = ControlKeys(cfg.key_prefix)
         self.stop_event = threading.Event()
@@ -82,20 +86,25 @@ class Agent:
         self.observer = Observer(self.store, self.keys, self.control_keys, self.timing,
                                  self.election, cfg.site, cfg, clock, watch=self.watch)
         self.publisher = DnsPublisher(cfg.dns, self.dns, self.election, clock, self._hold_off,
-                                      self.timing.dns_poll, self.timing.dns_converge_limit)
+                                      self.metrics, self.timing.dns_poll,
+                                      self.timing.dns_converge_limit)
         self.lock = LockActions(cfg, self.keys, self.store, self.control_keys, self.election,
                                 self.memory, self.timing, clock)
         self.hooks = HookRunner(cfg.hooks, cfg.site, cfg.group)
         self.election.subscribe(self._on_transition)
+        self.metrics.follow(self.election, self._making_progress)
         if transitions_file:
             self.election.subscribe(TransitionRecorder(transitions_file, cfg.site))
         scripts = {self.keys.check_id(s.name): s.check for s in cfg.services if s.check.kind == "script"}
         self.health = HealthReporter(
             ConsulStore(cfg.consul, self.timing.request_timeout), self.keys.heartbeat_check_id,
             cfg.session.heartbeat_ttl, scripts, Path(cfg.path).parent,
-            is_alive=lambda: self._clock() - self._last_tick < self.timing.stall_limit,
+            is_alive=self._making_progress,
             stop=self._health_stop,
         )
+
+    def _making_progress(self) -> bool:
+        return self._clock() - self._last_tick < self.timing.stall_limit
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -105,6 +114,7 @@ class Agent:
                  self.cfg.site, self.cfg.group, self.timing.lease, self.timing.confirm,
                  self.timing.renew)
         self.hooks.start()
+        self.metrics_server.start()
         threads = [threading.Thread(target=self._watchdog, name="watchdog", daemon=True),
                    threading.Thread(target=self.publisher.run, args=(self.stop_event,), name="dns",
                                     daemon=True)]
@@ -138,6 +148,7 @@ class Agent:
                 log.error("consul refused a request (%s); retrying in %.1fs", error, delay)
                 self.stop_event.wait(delay)
         self._shutdown()
+        self.metrics_server.stop()
         self._health_stop.set()
         for thread in threads:
             thread.join(2)
@@ -172,6 +183,7 @@ class Agent:
     def _pass(self) -> None:
         self._publish_site_report()
         snapshot = self.observer.observe(self.memory)
+        self.metrics.observe_control(snapshot.control)
         self.registrar.sync(self.election.role == Role.LEADER,
                             snapshot.control.in_maintenance(self.cfg.site),
                             self.observer.local_checks)
@@ -228,8 +240,7 @@ class Agent:
         self.lock.keep_candidate_key()
         self.election.candidate(Reason(Cause.COMPETING, "consul answers again: competing"))
         if d.act == Act.RESUME:
-            if self.lock.resume(d.epoch, d.reason):
-                self.publisher.wake()
+            self.lock.resume(d.epoch, d.reason)
         elif d.act == Act.RELEASE_OURS:
             self.lock.release_ours()
         elif d.act == Act.ASK_FAILBACK:
@@ -237,9 +248,7 @@ class Agent:
         elif d.act == Act.WAIT_FOR_LOCK:
             self.memory.leader_index = 0  # the next read must not block: nothing will change the key
         elif d.act == Act.ACQUIRE:
-            if self.lock.acquire(s):
-                self.publisher.wake()
-            else:
+            if not self.lock.acquire(s):
                 # Refused while lock-delay runs, or lost: retry on a short timer (a blocking
                 # read would not wake us when the delay ends).
                 self.memory.leader_index = 0
@@ -318,6 +327,8 @@ class Agent:
         log.info("role %s -> %s (epoch %s): %s", transition.old.value, transition.new.value,
                  transition.epoch, transition.reason)
         if transition.new == Role.LEADER:
+            # From inside the promotion: DNS goes out before the win is recorded in history.
+            self.publisher.wake()
             self.hooks.submit("promote", transition.epoch, str(transition.reason))
         elif transition.old == Role.LEADER:
             self.hooks.submit("demote", transition.epoch, str(transition.reason))

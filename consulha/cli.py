@@ -32,6 +32,8 @@ console = Console()
 errors = Console(stderr=True)
 
 ConfigOption = typer.Option(..., "-c", "--config", help="The site's YAML config file.")
+DryRunOption = typer.Option(False, "--dry-run",
+                            help="Check and print what would happen; change nothing.")
 
 
 def one_line_errors(command):
@@ -50,9 +52,9 @@ def one_line_errors(command):
     return run
 
 
-def _load(path: Path) -> Config:
+def _load(path: Path, check_listen: bool = False) -> Config:
     try:
-        cfg = load_config(path)
+        cfg = load_config(path, check_listen)
     except ConfigError as error:
         errors.print(f"[red]config error:[/] {error}", markup=True, highlight=False)
         raise typer.Exit(2)
@@ -102,8 +104,8 @@ def validate(
     connect: bool = typer.Option(False, "--connect",
                                  help="Also reach Consul and authenticate to the DNS server."),
 ) -> None:
-    """Check a config file; with --connect also reach Consul and the DNS server."""
-    cfg = _load(config)
+    """Check a config file and that metrics.listen is free; --connect: reach Consul and DNS too."""
+    cfg = _load(config, check_listen=True)
     console.print(f"{config}: valid (site {cfg.site}, group {cfg.group}, "
                   f"{len(cfg.services)} services)", highlight=False)
     if not connect:
@@ -157,6 +159,13 @@ def status(
 
 
 def render_status(data: dict) -> None:
+    pause = data.get("pause")
+    if pause:
+        since = (time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(pause["since"]))
+                 if pause["since"] else "an unknown time")
+        console.print(f"[bold yellow]PAUSED[/] by {pause['by'] or 'unknown'} since {since}: "
+                      f"{pause['reason'] or 'no reason given'} (no automatic failover; planned "
+                      f"handover still works)", highlight=False)
     leader = data["leader"]
     if leader.get("site"):
         console.print(f"[bold]leader[/] site [bold green]{leader['site']}[/] epoch {leader['epoch']} "
@@ -241,12 +250,13 @@ def handover(
     to: Optional[str] = typer.Option(None, "--to", help="Target site (default: any healthy candidate)."),
     timeout: str = typer.Option("30s", "--timeout", help="Give up (and withdraw the request) after this."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Return once the request is recorded."),
+    dry_run: bool = DryRunOption,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Planned switchover: the leader releases, the target takes the lock, DNS moves once."""
     cfg = _load(config)
     seconds = _duration(timeout, "--timeout")
-    _finish(_operations(cfg).handover(to, seconds, wait=not no_wait), as_json)
+    _finish(_operations(cfg).handover(to, seconds, wait=not no_wait, dry_run=dry_run), as_json)
 
 
 @app.command()
@@ -256,16 +266,17 @@ def takeover(
     site: str = typer.Option(..., "--site", help="The healthy candidate that must take over."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
     timeout: str = typer.Option("60s", "--timeout"),
+    dry_run: bool = DryRunOption,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Forced failover: destroy the leader's session so SITE acquires after lock-delay."""
     cfg = _load(config)
     seconds = _duration(timeout, "--timeout")
-    if not yes and not typer.confirm(f"Destroy the current leader's session so that site {site} "
-                                     f"takes over?"):
+    if not (yes or dry_run) and not typer.confirm(
+            f"Destroy the current leader's session so that site {site} takes over?"):
         errors.print("aborted: nothing changed")
         raise typer.Exit(1)
-    _finish(_operations(cfg).takeover(site, seconds), as_json)
+    _finish(_operations(cfg).takeover(site, seconds, dry_run=dry_run), as_json)
 
 
 @app.command()
@@ -277,6 +288,7 @@ def maintenance(
     reason: Optional[str] = typer.Option(None, "--reason"),
     force: bool = typer.Option(False, "--force", help="Even when no other site can take over."),
     timeout: str = typer.Option("30s", "--timeout"),
+    dry_run: bool = DryRunOption,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Withdraw a site from the election (a leader hands over first), or bring it back."""
@@ -285,8 +297,40 @@ def maintenance(
         raise typer.Exit(2)
     cfg = _load(config)
     seconds = _duration(timeout, "--timeout")
-    _finish(_operations(cfg).maintenance(site or cfg.site, state == "on", reason, force, seconds),
-            as_json)
+    _finish(_operations(cfg).maintenance(site or cfg.site, state == "on", reason, force, seconds,
+                                         dry_run=dry_run), as_json)
+
+
+@app.command()
+@one_line_errors
+def pause(
+    config: Path = ConfigOption,
+    reason: Optional[str] = typer.Option(None, "--reason", help="Shown by status and history."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Pause automatic failover for the whole group until `resume`.
+
+    While paused nobody takes a free lock and a leader keeps it when a service check fails;
+    planned handover still works. A leader that dies (agent, node) still loses its session:
+    then nobody leads until resume."""
+    cfg = _load(config)
+    if not yes and not typer.confirm(f"Pause automatic failover of group {cfg.group}? If its "
+                                     f"leader dies meanwhile, nobody takes over until resume."):
+        errors.print("aborted: nothing changed")
+        raise typer.Exit(1)
+    _finish(_operations(cfg).pause(reason), as_json)
+
+
+@app.command()
+@one_line_errors
+def resume(
+    config: Path = ConfigOption,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """End a pause: automatic failover is on again (a standby takes a free lock at once)."""
+    cfg = _load(config)
+    _finish(_operations(cfg).resume(), as_json)
 
 
 @app.command()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import consul
 import requests
@@ -81,6 +81,9 @@ class ConsulStore:
     """
 
     def __init__(self, cfg: ConsulConfig, request_timeout: float = 2.0, max_wait: float = 10.0):
+        # Told (endpoint, result) after every request, result ok, unavailable or refused; the
+        # agent counts them in its metrics.
+        self.on_request: Callable[[str, str], None] = lambda endpoint, result: None
         self.address = cfg.address
         self.request_timeout = request_timeout
         self.max_wait = max_wait
@@ -101,20 +104,29 @@ class ConsulStore:
         return client
 
     def _call(self, function, *args, **kwargs):
+        # "Consul.Agent.Check.ttl_pass" -> "agent.check.ttl_pass": a few dozen values at most.
+        endpoint = function.__qualname__.removeprefix("Consul.").lower()
         try:
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
         except requests.exceptions.Timeout:
+            self.on_request(endpoint, "unavailable")
             raise ConsulUnavailable(f"consul at {self.address} did not answer in time") from None
         except (requests.exceptions.RequestException, OSError) as error:
+            self.on_request(endpoint, "unavailable")
             raise ConsulUnavailable(f"consul at {self.address} unreachable: {type(error).__name__}") from None
         except consul.ConsulException as error:
             text = " ".join(str(error).split())[:200]
             if type(error).__name__ in _CLIENT_ERRORS:
+                self.on_request(endpoint, "refused")
                 raise ConsulRefused(f"consul at {self.address} refused the request: "
                                     f"{text or type(error).__name__}") from None
             if "critical state" in text or "Missing check" in text or "not registered" in text:
+                self.on_request(endpoint, "refused")
                 raise CheckNotPassing(text.removeprefix("500 ")) from None
+            self.on_request(endpoint, "unavailable")
             raise ConsulUnavailable(f"consul at {self.address} failed: {text}") from None
+        self.on_request(endpoint, "ok")
+        return result
 
     # -- KV -------------------------------------------------------------------------------------
 

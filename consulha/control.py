@@ -102,7 +102,7 @@ class MaintenanceMark:
         data = entry.json()
         data = data if isinstance(data, dict) else {}
         return cls(reason=str(data.get("reason") or ""), by=str(data.get("by") or ""),
-                   since=float(data.get("since") or 0.0), force=bool(data.get("force")))
+                   since=_unix_time(data.get("since")), force=bool(data.get("force")))
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,12 @@ class PauseMark:
         data = entry.json()
         data = data if isinstance(data, dict) else {}
         return cls(by=str(data.get("by") or ""), reason=str(data.get("reason") or ""),
-                   since=float(data.get("since") or 0.0))
+                   since=_unix_time(data.get("since")))
+
+
+def _unix_time(value: object) -> float:
+    """A mark's `since` as written by hand may be anything: unknown (0) unless a number."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,20 @@ class HistoryEntry:
     def to_json(self) -> dict:
         return {"time": self.time, "epoch": self.epoch, "from": self.from_site, "to": self.to,
                 "cause": str(self.cause), "kind": self.cause.cause.value}
+
+
+@dataclass(frozen=True)
+class OperatorEvent:
+    """An operator's act that moves no lock (pause, resume), in the history beside the
+    leadership changes: no from or to, the leader's epoch at that moment."""
+    kind: str
+    detail: str
+    epoch: int | None
+    time: str = field(default_factory=iso_now)
+
+    def to_json(self) -> dict:
+        return {"time": self.time, "epoch": self.epoch, "from": None, "to": None,
+                "cause": self.detail, "kind": self.kind}
 
 
 @dataclass(frozen=True)
@@ -201,7 +220,7 @@ def read_history(store: ConsulStore, keys: ControlKeys) -> tuple[list[dict], int
     return (entries if isinstance(entries, list) else []), entry.modify_index
 
 
-def append_history(store: ConsulStore, keys: ControlKeys, record: HistoryEntry,
+def append_history(store: ConsulStore, keys: ControlKeys, record: "HistoryEntry | OperatorEvent",
                    attempts: int = 5) -> bool:
     """Append one record with check-and-set, keeping the last HISTORY_LIMIT; False if every
     attempt lost a race (the record is then only in the agent's log)."""

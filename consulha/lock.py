@@ -18,7 +18,7 @@ from consulha.decide import Snapshot, cause_of_win
 from consulha.election import Election
 from consulha.keys import Keys
 from consulha.observe import SessionMemory
-from consulha.reasons import Reason
+from consulha.reasons import Cause, Reason
 from consulha.records import CandidateRecord, LeaderRecord
 from consulha.status import service_instances
 from consulha.timing import Timing

@@ -1,8 +1,9 @@
-"""Operator actions behind `consulha handover|takeover|maintenance|history`.
+"""Operator actions behind `consulha handover|takeover|maintenance|pause|resume|history`.
 
 Each action checks what it can before it writes anything, so a refused action changes nothing,
 then records the intent in Consul KV (see consulha.control) and, unless told not to, waits until
-the agents carried it out and every verify server answers the new leader.
+the agents carried it out and every verify server answers the new leader. With `dry_run` the
+checks run and the action stops before its first write, saying what it would have done.
 
 Every action returns an `Outcome`: ok, a one-line message, and the data the CLI prints as JSON.
 """
@@ -15,8 +16,9 @@ from typing import Any
 
 from consulha.config import Config
 from consulha.consul_store import ConsulStore
-from consulha.control import (ControlKeys, HandoverRequest, MaintenanceMark, clear_request, operator,
-                              put_request, read_control, read_history)
+from consulha.control import (ControlKeys, HandoverRequest, MaintenanceMark, OperatorEvent,
+                              PauseMark, append_history, clear_request, operator, put_request,
+                              read_control, read_history)
 from consulha.dns import DnsProvider
 from consulha.keys import Keys
 from consulha.records import CandidateRecord, LeaderKey, LeaderRecord
@@ -62,13 +64,23 @@ class Operations:
 
     # -- actions --------------------------------------------------------------------------------
 
-    def handover(self, to: str | None, timeout: float, wait: bool = True) -> Outcome:
+    def handover(self, to: str | None, timeout: float, wait: bool = True,
+                 dry_run: bool = False) -> Outcome:
         leader = self.leader()
         if not leader or not leader.epoch:
             return Outcome(False, "refused: no leader to hand over from")
         target, why = self._check_target(to, leader.site)
         if target is None:
             return Outcome(False, f"refused: {why}")
+        if dry_run:
+            data = {"from": leader.site, "from_epoch": leader.epoch, "to": target, "dry_run": True}
+            pending = read_control(self.store, self.control_keys).handover
+            if pending is not None and pending.live():
+                return _pending_refusal(pending)
+            return Outcome(
+                True, f"dry run: would ask site {leader.site} (epoch {leader.epoch}) to "
+                      f"hand over to site {target}, a live candidate with every check passing; "
+                      f"nothing changed", data)
         now = time.time()
         request = HandoverRequest(to=target, by=operator(), from_site=leader.site,
                                   from_epoch=leader.epoch, requested_at=now,
@@ -76,8 +88,7 @@ class Operations:
         if not put_request(self.store, self.control_keys, request):
             pending = read_control(self.store, self.control_keys).handover
             if pending is None or pending.live():
-                who = f" by {pending.by} to {pending.to or 'any'}" if pending else ""
-                return Outcome(False, f"refused: another handover is pending{who}")
+                return _pending_refusal(pending)
             # An expired or finished request is in the way: clear exactly that one, then retry.
             clear_request(self.store, self.control_keys, pending)
             if not put_request(self.store, self.control_keys, request):
@@ -88,7 +99,7 @@ class Operations:
             return Outcome(True, f"handover to {target} requested", data)
         return self._wait_for(target, leader.epoch, started, timeout, data)
 
-    def takeover(self, site: str, timeout: float) -> Outcome:
+    def takeover(self, site: str, timeout: float, dry_run: bool = False) -> Outcome:
         """Forced failover: destroy the leader's session so `site` can acquire after lock-delay."""
         _, entry = self.store.get(self.keys.leader)
         leader_key = LeaderKey.of(entry)
@@ -96,6 +107,13 @@ class Operations:
         target, why = self._check_target(site, leader.site if leader else "")
         if target is None:
             return Outcome(False, f"refused: {why}")
+        if dry_run:
+            victim = (f"destroy session {leader_key.holder} of site {leader.site} (epoch "
+                      f"{leader.epoch})" if leader else "destroy no session (no leader)")
+            return Outcome(True, f"dry run: would {victim}; site {site} would acquire after "
+                                 f"lock_delay ({self.cfg.session.lock_delay:g}s); nothing changed",
+                           {"from": leader.site if leader else None, "to": site,
+                            "dry_run": True, "session": leader_key.holder})
         now = time.time()
         current = read_control(self.store, self.control_keys).handover
         request = HandoverRequest(to=site, by=operator(), kind="takeover", state="accepted",
@@ -142,8 +160,13 @@ class Operations:
                               f"(the request was withdrawn)", data)
 
     def maintenance(self, site: str, on: bool, reason: str | None, force: bool,
-                    timeout: float) -> Outcome:
+                    timeout: float, dry_run: bool = False) -> Outcome:
         key = self.control_keys.maintenance(site)
+        if not on and dry_run:
+            marked = site in read_control(self.store, self.control_keys).maintenance
+            return Outcome(True, f"dry run: would clear the maintenance mark of site {site}"
+                                 if marked else f"dry run: site {site} is not in maintenance: "
+                                                f"nothing to clear", {"site": site, "dry_run": True})
         if not on:
             self.store.delete(key)
             return Outcome(True, f"site {site} is out of maintenance: it competes again",
@@ -155,6 +178,17 @@ class Operations:
             if target is None and not force:
                 return Outcome(False, f"refused: site {site} leads and {why} (use --force to "
                                       f"leave the group without a leader)")
+            # The leader's step-down names nobody, and while paused nobody takes a free lock.
+            if read_control(self.store, self.control_keys).pause is not None and not force:
+                return Outcome(False, f"refused: site {site} leads and the group is paused: "
+                                      f"nobody would take over until resume (hand over first "
+                                      f"with `consulha handover`, or use --force)")
+        if dry_run:
+            then = (f"it leads, so it would hand over to {target or 'nobody (--force)'}"
+                    if is_leader else "it does not lead: it would withdraw from the election")
+            return Outcome(True, f"dry run: would mark site {site} in maintenance; {then}; "
+                                 f"nothing changed",
+                           {"site": site, "was_leader": is_leader, "dry_run": True})
         self.store.put(key, MaintenanceMark(reason=reason or "", by=operator(), force=force).encode())
         data = {"site": site, "maintenance": True, "was_leader": is_leader}
         if not is_leader:
@@ -173,6 +207,40 @@ class Operations:
         return Outcome(False, f"site {site} is marked for maintenance but still leads after "
                               f"{timeout:g}s: is its agent running?", data)
 
+    def pause(self, reason: str | None) -> Outcome:
+        """Pause automatic failover group-wide; refused while already paused (the mark keeps
+        saying who paused and why)."""
+        mark = PauseMark(by=operator(), reason=reason or "")
+        if not self.store.put(self.control_keys.pause, mark.encode(), cas=0):
+            current = read_control(self.store, self.control_keys).pause
+            if current is None:
+                return Outcome(False, "refused: the pause mark changed meanwhile; try again")
+            return Outcome(False, f"refused: already paused by {current.by or 'unknown'} since "
+                                  f"{_iso(current.since)}: {current.reason or 'no reason given'}",
+                           {"pause": asdict(current)})
+        leader = self._record("pause", f"paused by {mark.by}: {mark.reason or 'no reason given'}")
+        warning = "" if leader else "; there is no leader now, and none will be until resume"
+        return Outcome(True, f"paused: no automatic failover until `consulha resume` (planned "
+                             f"handover still works){warning}", {"pause": asdict(mark)})
+
+    def resume(self) -> Outcome:
+        _, entry = self.store.get(self.control_keys.pause)
+        if entry is None:
+            return Outcome(True, "not paused: nothing to resume", {"pause": None})
+        mark = PauseMark.decode(entry)
+        if not self.store.delete(self.control_keys.pause, cas=entry.modify_index):
+            return Outcome(False, "refused: the pause mark changed meanwhile; try again")
+        self._record("resume", f"resumed by {operator()} (paused by {mark.by or 'unknown'} since "
+                               f"{_iso(mark.since)}: {mark.reason or 'no reason given'})")
+        return Outcome(True, "resumed: automatic failover is on again", {"pause": None})
+
+    def _record(self, kind: str, detail: str) -> LeaderRecord | None:
+        """An operator event in the history at the current leader's epoch; returns that leader."""
+        leader = self.leader()
+        append_history(self.store, self.control_keys,
+                       OperatorEvent(kind, detail, leader.epoch if leader else None))
+        return leader
+
     def history(self, limit: int) -> Outcome:
         entries, _ = read_history(self.store, self.control_keys)
         return Outcome(True, f"{len(entries[-limit:])} transitions", {"history": entries[-limit:]})
@@ -180,3 +248,12 @@ class Operations:
 
 def outcome_json(outcome: Outcome) -> dict:
     return asdict(outcome)
+
+
+def _iso(unix_time: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix_time))
+
+
+def _pending_refusal(pending: HandoverRequest | None) -> Outcome:
+    who = f" by {pending.by} to {pending.to or 'any'}" if pending else ""
+    return Outcome(False, f"refused: another handover is pending{who}")

@@ -16,6 +16,7 @@ from consulha.backoff import Backoff
 from consulha.config import DnsConfig
 from consulha.dns import DnsError, DnsProvider, StaleEpochError, describe_laggards
 from consulha.election import Election
+from consulha.metrics import Metrics
 from consulha.records import iso_now
 from consulha.reasons import Cause, Reason
 
@@ -30,9 +31,10 @@ class DnsPublisher:
     """
 
     def __init__(self, cfg: DnsConfig, provider: DnsProvider, election: Election,
-                 clock: Callable[[], float], on_stale: Callable[[], None],
+                 clock: Callable[[], float], on_stale: Callable[[], None], metrics: Metrics,
                  poll: float = 0.05, converge_limit: float = 10.0):
         self.cfg = cfg
+        self.metrics = metrics
         self.provider = provider
         self.election = election
         self._clock = clock
@@ -41,6 +43,7 @@ class DnsPublisher:
         self._converge_limit = converge_limit
         self._wakeup = threading.Event()
         self.last: dict | None = None  # epoch, time and convergence (overall and per server) of our last write
+        self._verified_epoch: int | None = None  # every verify server answered us at this epoch
         self._server_converged: dict[str, float] = {}  # server -> seconds after the write it first answered
 
     def wake(self) -> None:
@@ -60,7 +63,7 @@ class DnsPublisher:
             self._wakeup.clear()
             wait = self.cfg.reconcile_interval
             if stop.is_set() or not self.election.is_leader():
-                written = None
+                written = self._verified_epoch = None
                 continue
             epoch = self.election.epoch
             try:
@@ -68,10 +71,12 @@ class DnsPublisher:
             except StaleEpochError as error:
                 # Hold off first: once demoted, the HA loop must not resume at our old epoch.
                 self._on_stale()
+                self.metrics.dns_update("stale_epoch")
                 self.election.demote(Reason(Cause.STALE_EPOCH, f"stale: DNS carries epoch "
                                             f"{error.stored}, newer than ours ({epoch})"))
                 continue
             except DnsError as error:
+                self.metrics.dns_update("failed")
                 wait = backoff.next()
                 log.warning("DNS update failed (%s); retrying in %.1fs", error, wait)
                 continue
@@ -82,6 +87,9 @@ class DnsPublisher:
                          describe_records(result.before.values))
                 written = (epoch, self._clock(), iso_now())
                 self._server_converged = {}
+                self.metrics.dns_update("written")
+            elif written is None and self._verified_epoch != epoch:
+                self._verify_unwritten(epoch)
             if written is not None:
                 if self._converged(*written):
                     written = None
@@ -106,10 +114,20 @@ class DnsPublisher:
             log.warning("DNS not converged after %.1fs: %s", seconds, describe_laggards(laggards))
         else:
             log.info("DNS converged on every verify server in %.3fs", seconds)
+            self._verified_epoch = epoch
+        self.metrics.dns_verified(not laggards, seconds)
         self.last = {"epoch": epoch, "written_at": written_wall,
                      "converged_s": None if laggards else round(seconds, 3),
                      "servers": {server: self._server_converged.get(server) for server in views}}
         return True
+
+    def _verify_unwritten(self, epoch: int) -> None:
+        """The primary already held our value, so nothing was written: ask the verify servers
+        once per pass until they all answer it (a lead resumed without a write, or a server
+        that caught up after converge_limit), so the converged metric tells the truth."""
+        if not self.provider.verifier.laggards(epoch):
+            self._verified_epoch = epoch
+            self.metrics.dns_verified(True)
 
 
 def describe_records(values: dict[tuple[str, str], tuple[str, ...]]) -> str:

@@ -53,6 +53,7 @@ def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str
         control = read_control(store, ControlKeys(cfg.key_prefix))
         status["handover"] = asdict(control.handover) if control.handover else None
         status["maintenance"] = {site: asdict(mark) for site, mark in control.maintenance.items()}
+        status["pause"] = asdict(control.pause) if control.pause else None
     except (ConsulUnavailable, ConsulRefused) as error:
         status["errors"].append(f"consul: {error}")
         status.setdefault("leader", {"site": None, "epoch": None})
@@ -61,6 +62,7 @@ def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str
         status.setdefault("services", [])
         status.setdefault("handover", None)
         status.setdefault("maintenance", {})
+        status.setdefault("pause", None)
     status["dns"] = dns_status(dns, status["leader"])
     status["ok"] = bool(status["leader"].get("site")) and status["dns"]["converged"]
     return status

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
+from lab import daemon
 from lab.ports import free_port
 
 
@@ -55,12 +55,7 @@ class ConsulDev:
             "-hcl", 'log_level = "INFO"',
             *(arg for hcl in self.extra_hcl for arg in ("-hcl", hcl)),
         ]
-        log = open(self.log_path, "ab")
-        self._process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
+        self._process = daemon.spawn(command, self.log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -89,13 +84,7 @@ class ConsulDev:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s; idempotent."""
-        if self._process and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(10)
+        daemon.terminate(self._process)
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -107,10 +96,7 @@ class ConsulDev:
         return self.start(timeout)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return daemon.log_tail(self.log_path, lines)
 
     def __enter__(self) -> "ConsulDev":
         return self.start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
+from lab import daemon
 from lab.ports import free_port
 
 
@@ -58,14 +58,7 @@ class DnsServerProcess:
             return self
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._write_files()
-        with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                self._command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-            )
+        self._process = daemon.spawn(self._command(), self.log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -81,21 +74,10 @@ class DnsServerProcess:
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, wait up to `timeout`, then SIGKILL. Safe to call twice."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        daemon.terminate(process, timeout)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return daemon.log_tail(self.log_path, lines)
 
     def soa_serial(self, zone: str | None = None) -> int:
         """The zone's SOA serial as this server answers it now (TCP)."""

@@ -7,6 +7,8 @@ import threading
 import time
 from typing import Iterator
 
+from consulha.config import Config, ConsulConfig, SessionConfig
+from consulha.metrics import Metrics
 from consulha.publisher import DnsPublisher
 
 
@@ -27,8 +29,10 @@ class LeadingElection:
 @contextlib.contextmanager
 def running_publisher(provider, epoch: int, converge_limit: float = 10.0) -> Iterator[DnsPublisher]:
     """A publisher for `provider` running (and woken) inside the block, stopped and joined after."""
+    site = Config(path="test.yaml", site=provider.site, group="app", key_prefix="consulha/app",
+                  consul=ConsulConfig(), session=SessionConfig(), services=(), dns=provider.cfg)
     publisher = DnsPublisher(provider.cfg, provider, LeadingElection(epoch), time.monotonic, lambda: None,
-                             poll=0.02, converge_limit=converge_limit)
+                             Metrics(site), poll=0.02, converge_limit=converge_limit)
     stop = threading.Event()
     thread = threading.Thread(target=publisher.run, args=(stop,), daemon=True)
     thread.start()

@@ -23,6 +23,7 @@ from consulha.dns import StaleEpochError
 from consulha.election import Election, Lease, Role
 from consulha.keys import Keys
 from consulha.lock import LockActions
+from consulha.metrics import Metrics
 from consulha.observe import Observer, SessionMemory
 from consulha.publisher import DnsPublisher
 from consulha.reasons import Cause, Reason
@@ -288,7 +289,7 @@ def test_a_stale_epoch_in_dns_holds_off_then_demotes_without_writing(clock):
     stop = threading.Event()
     order = []
     provider = StaleProvider()
-    publisher = DnsPublisher(config().dns, provider, election, clock,
+    publisher = DnsPublisher(config().dns, provider, election, clock, metrics=Metrics(config()),
                              on_stale=lambda: (order.append(election.role), stop.set()))
     publisher.wake()
     publisher.run(stop)

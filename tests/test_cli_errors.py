@@ -31,6 +31,9 @@ COMMANDS = {
     "takeover": ["takeover", "--site", "b", "--yes", "--timeout", "3s"],
     "maintenance": ["maintenance", "on", "--timeout", "3s"],
     "history": ["history"],
+    "pause": ["pause", "--yes"],
+    "resume": ["resume"],
+    "dry-run": ["handover", "--dry-run"],
 }
 
 

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 # A leader fences itself min(ttl, lock_delay) minus a margin after its session may have died;
 # below this there is no usable margin left.
 __all__ = ["MIN_LOCK_DELAY", "TSIG_ALGORITHMS", "ConsulConfig", "SessionConfig", "CheckConfig",
-           "ServiceConfig", "TsigConfig", "RecordConfig", "DnsConfig", "HooksConfig", "ElectionConfig", "Config",
+           "ServiceConfig", "TsigConfig", "RecordConfig", "DnsConfig", "HooksConfig", "ElectionConfig",
+           "MetricsConfig", "Config",
            "ConfigError"]
 
 MIN_LOCK_DELAY = 0.5
@@ -152,6 +153,12 @@ class ElectionConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Where /metrics and the health endpoints listen; None: no listener."""
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     site: str
@@ -163,6 +170,7 @@ class Config:
     dns: DnsConfig
     hooks: HooksConfig = HooksConfig()
     election: ElectionConfig = ElectionConfig()
+    metrics: MetricsConfig = MetricsConfig()
     warnings: tuple[str, ...] = ()
 
 

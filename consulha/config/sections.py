@@ -9,20 +9,23 @@ import yaml
 
 from consulha.config import values
 from consulha.config.model import (Config, ConfigError, ConsulConfig, CheckConfig, DnsConfig,
-                                   ElectionConfig, HooksConfig, RecordConfig, ServiceConfig, SessionConfig,
-                                   TsigConfig)
+                                   ElectionConfig, HooksConfig, MetricsConfig, RecordConfig, ServiceConfig,
+                                   SessionConfig, TsigConfig)
 from consulha.config.yamlnodes import Document, Mapping
 from consulha.durations import format_duration
 
-_TOP_KEYS = ("site", "group", "key_prefix", "consul", "session", "services", "dns", "hooks", "election")
+_TOP_KEYS = ("site", "group", "key_prefix", "consul", "session", "services", "dns", "hooks", "election",
+             "metrics")
 _CHECK_KINDS = ("http", "tcp", "script")
 
 
-def load_config(path: str | os.PathLike) -> Config:
+def load_config(path: str | os.PathLike, check_listen: bool = False) -> Config:
     """Load and validate the config file at `path`.
 
     Raises ConfigError, naming the file, the YAML line (when known) and the key path, for an
-    unreadable, empty or malformed file, an unknown or missing key, or an invalid value.
+    unreadable, empty or malformed file, an unknown or missing key, or an invalid value. With
+    `check_listen` (`consulha validate`), also for a metrics address this host cannot bind now;
+    the agent itself only logs that, so a busy port never keeps it out of the election.
     """
     document = Document(os.fspath(path))
     top = Mapping(document, document.compose(), "", _TOP_KEYS)
@@ -36,6 +39,7 @@ def load_config(path: str | os.PathLike) -> Config:
         dns=_dns(top.section("dns", _DNS_KEYS, required=True)),
         hooks=_hooks(top.section("hooks", ("on_promote", "on_demote", "timeout"))),
         election=_election(top.section("election", ("preferred_site", "failback_delay"))),
+        metrics=_metrics(top.section("metrics", ("listen",)), f"{group}/{site}", check_listen),
     )
     # Warnings are collected while the sections are read, so they are complete only now.
     return Config(
@@ -270,3 +274,14 @@ def _election(election: Mapping) -> ElectionConfig:
         warning = election.error("failback_delay", "has no effect without election.preferred_site")
         election.document.warnings.append(str(warning))
     return ElectionConfig(preferred_site=preferred_site, failback_delay=failback_delay)
+
+
+def _metrics(metrics: Mapping, identity: str, check_listen: bool) -> MetricsConfig:
+    listen = metrics.get("listen", values.host_port(default_port=None), None)
+    if listen is not None and check_listen:
+        from consulha.metrics import listen_conflict
+
+        problem = listen_conflict(listen, identity)
+        if problem:
+            raise metrics.error("listen", problem)
+    return MetricsConfig(listen=listen)
