@@ -1,5 +1,5 @@
 # consulha: `make demo` and `make test` work on a fresh Debian machine (as root: they install
-# Consul 1.8.7 and BIND 9 from Debian's archive first).
+# Consul 1.8.7, BIND 9 and PowerDNS from Debian's archive first).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -34,6 +34,7 @@ bench: deps
 	$(PY) bench/failover.py --runs 20 --scenarios check,check-fbc3,sigkill,stop,handover
 	$(PY) bench/consul_lock.py --runs 3
 	$(PY) bench/sites.py --runs 20 --lock-runs 3
+	$(PY) bench/dns_failover.py --runs 10
 	$(PY) bench/idle.py
 	$(PY) bench/report.py
 

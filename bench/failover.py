@@ -170,11 +170,16 @@ def main() -> int:
     if out.exists():  # keep the other scenarios' last figures when only some were run
         report["results"] = {**json.loads(out.read_text()).get("results", {}), **results}
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n| scenario | runs | median | p95 | max |\n|---|---|---|---|---|")
+    print_table(results, out)
+    return 0
+
+
+def print_table(results: dict[str, dict], written_to: Path) -> None:
+    """The rows as a markdown table, and where the JSON went."""
+    print("\n| scenario | runs | median | p95 | max |\n|---|---|---|---|---|")
     for scenario, row in results.items():
         print(table_row(scenario, row))
-    print(f"\nwritten to {out}")
-    return 0
+    print(f"\nwritten to {written_to}")
 
 
 if __name__ == "__main__":

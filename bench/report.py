@@ -45,6 +45,10 @@ def main() -> None:
                           + (f", {report['ratio_consul_lock_to_consulha_sigkill']}x consulha's"
                              if "ratio_consul_lock_to_consulha_sigkill" in report else "") + "."]
         lines.append("")
+    records = RESULTS / "dns_failover.json"
+    if records.exists():
+        lines += table("Several records, BIND primary and secondary", json.loads(records.read_text()))
+        lines.append("")
     lock = RESULTS / "consul_lock.json"
     if lock.exists():
         report = json.loads(lock.read_text())

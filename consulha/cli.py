@@ -80,7 +80,7 @@ def agent(
     from consulha.agent import Agent
     from consulha.logs import setup_logging
 
-    secrets = [cfg.consul.token or "", cfg.dns.tsig.secret if cfg.dns.tsig else ""]
+    secrets = [cfg.consul.token or "", cfg.dns.tsig.secret if cfg.dns.tsig else "", *dict(cfg.dns.secret_env).values()]
     setup_logging(log_format, logging.DEBUG if verbose else logging.INFO, secrets)
     for warning in cfg.warnings:
         logging.getLogger("consulha").warning("%s", warning)
@@ -193,7 +193,7 @@ def render_status(data: dict) -> None:
     answers = Table("verify server", "answer", "matches leader", title="DNS")
     for server, answer in dns["answers"].items():
         text = ", ".join(answer) if isinstance(answer, list) else f"[red]{answer}[/]"
-        matches = isinstance(answer, list) and answer == [dns["expected"]]
+        matches = dns["servers"][server]["converged"]  # every record and the fence epoch, not only the first
         answers.add_row(server, text or "(none)", "[green]yes[/]" if matches else "[red]no[/]")
     console.print(answers)
     console.print(f"fence epoch in DNS: {dns['fence_epoch']}; converged: "

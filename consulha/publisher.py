@@ -24,7 +24,7 @@ log = logging.getLogger("consulha.dns")
 
 
 class DnsPublisher:
-    """Publishes `cfg.value` while `election` leads.
+    """Publishes every record of `cfg.records` while `election` leads.
 
     on_stale() is called (just before the demotion) when DNS carries a newer epoch than ours:
     the agent then holds off from the lock for a while.
@@ -42,8 +42,9 @@ class DnsPublisher:
         self._poll = poll
         self._converge_limit = converge_limit
         self._wakeup = threading.Event()
-        self.last: dict | None = None  # epoch, time and convergence of our last write
+        self.last: dict | None = None  # epoch, time and convergence (overall and per server) of our last write
         self._verified_epoch: int | None = None  # every verify server answered us at this epoch
+        self._server_converged: dict[str, float] = {}  # server -> seconds after the write it first answered
 
     def wake(self) -> None:
         """Run a pass now (we just won, or we are stopping)."""
@@ -66,7 +67,7 @@ class DnsPublisher:
                 continue
             epoch = self.election.epoch
             try:
-                result = self.provider.publish(self.cfg.value, epoch)
+                result = self.provider.publish(epoch)
             except StaleEpochError as error:
                 # Hold off first: once demoted, the HA loop must not resume at our old epoch.
                 self._on_stale()
@@ -81,10 +82,11 @@ class DnsPublisher:
                 continue
             backoff.reset()
             if result.changed:
-                log.info("DNS %s -> %s written with epoch %d (was %s, epoch %s)", self.cfg.record,
-                         self.cfg.value, epoch, ",".join(result.before.values) or "absent",
-                         result.before.epoch)
+                log.info("DNS written with epoch %d, zones %s: %s (was epoch %s: %s)", epoch,
+                         ", ".join(result.written), describe_records(self.provider.wanted), result.before.epoch,
+                         describe_records(result.before.values))
                 written = (epoch, self._clock(), iso_now())
+                self._server_converged = {}
                 self.metrics.dns_update("written")
             elif written is None and self._verified_epoch != epoch:
                 self._verify_unwritten(epoch)
@@ -96,9 +98,16 @@ class DnsPublisher:
 
     def _converged(self, epoch: int, written_at: float, written_wall: str) -> bool:
         """Whether to stop polling the verify servers for the write made at `written_at`:
-        they all answer our value, or they did not within converge_limit (logged)."""
-        laggards = self.provider.laggards(self.cfg.value)
+        they all answer our values and epoch, or they did not within converge_limit (logged).
+        A server that lags or is down only delays this, never the write itself."""
+        views = self.provider.verifier.views()
         seconds = self._clock() - written_at
+        laggards = {}
+        for server, view in views.items():
+            if view.converged(self.provider.wanted, epoch):
+                self._server_converged.setdefault(server, round(seconds, 3))
+            else:
+                laggards[server] = view
         if laggards and seconds < self._converge_limit:
             return False
         if laggards:
@@ -108,13 +117,19 @@ class DnsPublisher:
             self._verified_epoch = epoch
         self.metrics.dns_verified(not laggards, seconds)
         self.last = {"epoch": epoch, "written_at": written_wall,
-                     "converged_s": None if laggards else round(seconds, 3)}
+                     "converged_s": None if laggards else round(seconds, 3),
+                     "servers": {server: self._server_converged.get(server) for server in views}}
         return True
 
     def _verify_unwritten(self, epoch: int) -> None:
         """The primary already held our value, so nothing was written: ask the verify servers
         once per pass until they all answer it (a lead resumed without a write, or a server
         that caught up after converge_limit), so the converged metric tells the truth."""
-        if not self.provider.laggards(self.cfg.value):
+        if not self.provider.verifier.laggards(epoch):
             self._verified_epoch = epoch
             self.metrics.dns_verified(True)
+
+
+def describe_records(values: dict[tuple[str, str], tuple[str, ...]]) -> str:
+    """ "app.example.test. A 192.0.2.1, www.example.test. CNAME app.example.test." for a log line."""
+    return ", ".join(f"{name} {rtype} {','.join(value) or 'absent'}" for (name, rtype), value in values.items())

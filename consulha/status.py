@@ -2,7 +2,8 @@
 
 Reads only: the leader key, candidates and site reports under the key prefix, every site's
 service checks from Consul's health endpoint, and every verify server's DNS answer. A part that
-cannot be read is reported as an error string in place; the rest is still gathered.
+cannot be read is reported as an error string in place; the rest is still gathered. A verify
+server that is down or lagging shows with what it answers and its zone SOA serial.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from consulha.config import Config
 from consulha.consul_store import ConsulRefused, ConsulStore, ConsulUnavailable
 from consulha.control import ControlKeys, read_control
-from consulha.dns import DnsError, DnsProvider
+from consulha.dns import DnsError, DnsProvider, DnsState
 from consulha.keys import Keys
 from consulha.targets import Peers
 from consulha.records import CandidateRecord, LeaderKey, LeaderRecord, SiteReport
@@ -62,7 +63,7 @@ def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str
         status.setdefault("handover", None)
         status.setdefault("maintenance", {})
         status.setdefault("pause", None)
-    status["dns"] = _dns(dns, status["leader"].get("address"))
+    status["dns"] = dns_status(dns, status["leader"])
     status["ok"] = bool(status["leader"].get("site")) and status["dns"]["converged"]
     return status
 
@@ -105,14 +106,33 @@ def read_peers(cfg: Config, keys: Keys, store: ConsulStore) -> Peers:
     return Peers(live=live, healthy=frozenset(healthy_sites(service_instances(cfg, keys, store))))
 
 
-def _dns(dns: DnsProvider, expected: str | None) -> dict[str, Any]:
-    answers = dns.answers()
+def dns_status(dns: DnsProvider, leader: dict[str, Any]) -> dict[str, Any]:
+    """Every verify server's answers, fence epochs and SOA serials, and whether each has
+    converged: answers every record as the primary holds it and the leader's epoch. The
+    primary is the reference only once it holds the leader's address at the leader's epoch."""
+    expected, epoch = leader.get("address"), leader.get("epoch")
+    views = dns.verifier.views()
+    first = next(iter(dns.wanted))
     try:
-        fence_epoch = dns.read_state().epoch
+        state = dns.read_state()
     except DnsError as error:
-        fence_epoch = f"error: {error}"
-    converged = expected is not None and all(
-        isinstance(values, tuple) and values == (expected,) for values in answers.values())
-    return {"expected": expected, "answers": {server: list(v) if isinstance(v, tuple) else v
-                                             for server, v in answers.items()},
-            "converged": converged, "fence_epoch": fence_epoch}
+        state, fence_epoch = None, f"error: {error}"
+    else:
+        fence_epoch = state.epoch
+    primary_done = (state is not None and expected is not None and state.values[first] == (expected,)
+                    and (not dns.cfg.fencing or state.epoch == epoch))
+    servers = {server: {**view.as_json(), "converged": primary_done and view.converged(state.values, epoch)}
+               for server, view in views.items()}
+    return {"expected": expected, "epoch": epoch,
+            "answers": {server: list(v) if isinstance(v, tuple) else v
+                        for server, v in ((server, view.values[first]) for server, view in views.items())},
+            "servers": servers, "primary": _primary(state),
+            "converged": primary_done and all(server["converged"] for server in servers.values()),
+            "fence_epoch": fence_epoch}
+
+
+def _primary(state: DnsState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {"records": {f"{name} {rtype}": list(values) for (name, rtype), values in state.values.items()},
+            "fence_epochs": dict(state.epochs)}

@@ -1,8 +1,9 @@
-"""A throw-away BIND primary on loopback, for the demo, tests and benchmarks.
+"""A throw-away BIND primary (and secondaries) on loopback, for the demo, tests and benchmarks.
 
-It serves one zone that accepts RFC 2136 updates signed with a TSIG key,
-under a least-privilege update-policy: the key may only touch the managed
-records (A/AAAA/CNAME) and their ``_consulha.`` fence TXT records.
+The primary serves its zones and accepts RFC 2136 updates signed with a TSIG key, under a
+least-privilege update-policy: the key may only touch the managed records (A/AAAA/CNAME) and
+their ``_consulha.`` fence TXT records. A `NamedSecondary` transfers the zones from it and
+follows its changes by NOTIFY + IXFR, as secondaries that clients ask do in production.
 """
 
 from __future__ import annotations
@@ -10,17 +11,10 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import subprocess
-import time
 from pathlib import Path
 
-import dns.exception
-import dns.message
-import dns.query
-import dns.rcode
-
-from lab import daemon
-from lab.ports import free_port
+from lab.dnsserver import DnsServerProcess, write_secret
+from lab.dnsserver import absolute as _absolute
 
 NAMED = os.environ.get("CONSULHA_NAMED", "named")
 ALGORITHM = "hmac-sha256"
@@ -31,10 +25,8 @@ def random_secret() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-class NamedServer:
-    """Start `named -g` (foreground) on 127.0.0.1:<port> (TCP+UDP), in a private
-    work dir, serving one primary zone with a TSIG key and a least-privilege
-    update-policy."""
+class NamedServer(DnsServerProcess):
+    """The primary: its zones with a TSIG key and a least-privilege update-policy."""
 
     def __init__(
         self,
@@ -45,86 +37,41 @@ class NamedServer:
         key_name: str = "consulha-key",
         initial: dict[str, str] | None = None,
         extra_keys: dict[str, str] | None = None,
+        extra_zones: tuple[str, ...] = (),
+        notify_ports: tuple[int, ...] = (),
     ) -> None:
-        self.workdir = Path(workdir).resolve()
-        self.zone = _absolute(zone)
+        """`records` may lie in `zone` or any of `extra_zones`; each is granted in its zone.
+        After each change, NOTIFY goes at once to the secondaries on 127.0.0.1:`notify_ports`."""
+        super().__init__(workdir, zone, port)
+        self.zones = (self.zone, *(_absolute(z) for z in extra_zones))
+        self.conf_path = self.workdir / "named.conf"
+        self.log_path = self.workdir / "named.log"
+        self.notify_ports = tuple(notify_ports)
         self.records = tuple(_absolute(r) for r in records)
-        self.port = port if port is not None else free_port()
-        self.address = ("127.0.0.1", self.port)
         self.key_name = key_name
         self.secret = random_secret()
         self.initial = {_absolute(k): v for k, v in (initial or {}).items()}
         # Keys that named knows but grants nothing: their updates must be REFUSED.
         self.extra_keys = dict(extra_keys or {})
-        self.conf_path = self.workdir / "named.conf"
-        self.zone_path = self.workdir / f"db.{self.zone.rstrip('.')}"
-        self.log_path = self.workdir / "named.log"
-        self._process: subprocess.Popen | None = None
+        self.zone_path = self.zone_path_of(self.zone)
 
     def __repr__(self) -> str:
-        return f"NamedServer(zone={self.zone!r}, address={self.address!r}, key_name={self.key_name!r})"
-
-    def __enter__(self) -> "NamedServer":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+        return f"NamedServer(zones={self.zones!r}, address={self.address!r}, key_name={self.key_name!r})"
 
     def tsig_key_file(self) -> Path:
         """Write the secret to <workdir>/tsig.key (mode 0600) and return its path."""
-        path = self.workdir / "tsig.key"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(self.secret + "\n")
-        os.chmod(path, 0o600)  # O_CREAT's mode is ignored when the file already existed
-        return path
+        return write_secret(self.workdir / "tsig.key", self.secret)
 
-    def start(self, timeout: float = 10.0) -> "NamedServer":
-        """Write the config and zone, start named and wait until it answers an
-        SOA query. Raises RuntimeError with the tail of named's log if it exits
-        or does not answer within `timeout` seconds (and then stops it)."""
-        if self._process is not None:
-            return self
-        self.workdir.mkdir(parents=True, exist_ok=True)
+    def zone_path_of(self, zone: str) -> Path:
+        return self.workdir / f"db.{zone.rstrip('.')}"
+
+    def _command(self) -> list[str]:
+        return [NAMED, "-4", "-g", "-c", str(self.conf_path)]
+
+    def _write_files(self) -> None:
         self.conf_path.write_text(self._named_conf())
-        self.zone_path.write_text(self._zone_file())
-        with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                [NAMED, "-4", "-g", "-c", str(self.conf_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self._process = None
-                raise RuntimeError(f"named exited with status {code}:\n{self.log_tail()}")
-            if self._answers_soa():
-                return self
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"named did not answer on {self.port} within {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM, wait up to `timeout`, then SIGKILL. Safe to call twice."""
-        process, self._process = self._process, None
-        daemon.terminate(process, timeout)
-
-    def log_tail(self, lines: int = 30) -> str:
-        return daemon.log_tail(self.log_path, lines)
-
-    def _answers_soa(self) -> bool:
-        query = dns.message.make_query(self.zone, "SOA")
-        try:
-            # TCP, because a closed port refuses at once where UDP would wait out a timeout.
-            response = dns.query.tcp(query, "127.0.0.1", timeout=0.5, port=self.port)
-        except (dns.exception.Timeout, OSError, EOFError):
-            return False
-        # named answers SERVFAIL while the zone is still loading.
-        return response.rcode() == dns.rcode.NOERROR and bool(response.answer)
+        for zone in self.zones:
+            self.zone_path_of(zone).write_text(self._zone_file(zone))
 
     def _named_conf(self) -> str:
         keys = {self.key_name: self.secret, **self.extra_keys}
@@ -132,38 +79,46 @@ class NamedServer:
             f'key "{name}" {{ algorithm {ALGORITHM}; secret "{secret}"; }};\n'
             for name, secret in keys.items()
         )
-        grants = "".join(
-            f"        grant {self.key_name} name {record} A AAAA CNAME;\n"
-            f"        grant {self.key_name} name _consulha.{record} TXT;\n"
-            for record in self.records
-        )
-        w = self.workdir
+        if self.notify_ports:
+            # Only to the listed secondaries (none run on port 53), at once: notify-delay
+            # would otherwise hold each NOTIFY back for up to 5 s, and the default notify-rate
+            # (20) sends a second zone's NOTIFY only at the rate limiter's next 500 ms tick.
+            targets = " ".join(f"127.0.0.1 port {port};" for port in self.notify_ports)
+            notify = (f"    notify explicit;\n    also-notify {{ {targets} }};\n    notify-delay 0;\n"
+                      "    notify-rate 1000;\n")
+        else:
+            notify = "    notify no;\n"
+        transfer = "127.0.0.1;" if self.notify_ports else "none;"
         return (
             "options {\n"
-            f'    directory "{w}";\n'
+            f'    directory "{self.workdir}";\n'
             f"    listen-on port {self.port} {{ 127.0.0.1; }};\n"
-            "    listen-on-v6 { none; };\n"
-            "    recursion no;\n"
-            "    dnssec-validation no;\n"
-            f'    pid-file "{w}/named.pid";\n'
-            f'    session-keyfile "{w}/session.key";\n'
-            f'    managed-keys-directory "{w}";\n'
-            "    notify no;\n"
-            "    allow-transfer { none; };\n"
+            + _common_options(self.workdir) + notify +
+            f"    allow-transfer {{ {transfer} }};\n"
             "};\n"
             "controls { };\n"
             f"{key_clauses}"
-            f'zone "{self.zone}" {{\n'
+            + "".join(self._zone_clause(zone) for zone in self.zones)
+        )
+
+    def _zone_clause(self, zone: str) -> str:
+        grants = "".join(
+            f"        grant {self.key_name} name {record} A AAAA CNAME;\n"
+            f"        grant {self.key_name} name _consulha.{record} TXT;\n"
+            for record in self.records if _zone_of(record, self.zones) == zone
+        )
+        return (
+            f'zone "{zone}" {{\n'
             "    type master;\n"
-            f'    file "{self.zone_path}";\n'
+            f'    file "{self.zone_path_of(zone)}";\n'
             "    update-policy {\n"
-            f"{grants}"
+            f"{grants or f'        grant {self.key_name} name nothing.{zone} TXT;'}\n"
             "    };\n"
             "};\n"
         )
 
-    def _zone_file(self) -> str:
-        z = self.zone
+    def _zone_file(self, zone: str | None = None) -> str:
+        z = zone or self.zone
         lines = [
             "$TTL 30",
             # The last SOA field (negative-caching TTL) is small so a freshly
@@ -172,9 +127,67 @@ class NamedServer:
             f"{z} IN NS ns.{z}",
             f"ns.{z} IN A 127.0.0.1",
         ]
-        lines += [f"{record} IN A {value}" for record, value in self.initial.items()]
+        lines += [f"{record} IN A {value}" for record, value in self.initial.items()
+                  if _zone_of(record, self.zones) == z]
         return "\n".join(lines) + "\n"
 
 
-def _absolute(name: str) -> str:
-    return name if name.endswith(".") else name + "."
+class NamedSecondary(DnsServerProcess):
+    """Secondary for every zone of `primary`: it transfers them at start and follows NOTIFY +
+    IXFR. Give its port to the primary's `notify_ports`, or it only catches up at the zone's
+    SOA refresh (an hour): a lagging secondary."""
+
+    def __init__(self, workdir: str | Path, primary: NamedServer, port: int | None = None) -> None:
+        super().__init__(workdir, primary.zone, port)
+        self.conf_path = self.workdir / "named.conf"
+        self.log_path = self.workdir / "named.log"
+        self.primary = primary
+        self.zones = primary.zones
+
+    def __repr__(self) -> str:
+        return f"NamedSecondary(zones={self.primary.zones!r}, address={self.address!r})"
+
+    _command = NamedServer._command
+
+    def _write_files(self) -> None:
+        self.conf_path.write_text(self._named_conf())
+
+    def _named_conf(self) -> str:
+        zones = "".join(
+            f'zone "{zone}" {{\n    type secondary;\n'
+            f"    primaries {{ 127.0.0.1 port {self.primary.port}; }};\n"
+            f'    file "{self.workdir / ("db." + zone.rstrip("."))}";\n}};\n'
+            for zone in self.zones
+        )
+        return (
+            "options {\n"
+            f'    directory "{self.workdir}";\n'
+            f"    listen-on port {self.port} {{ 127.0.0.1; }};\n"
+            + _common_options(self.workdir) +
+            "    notify no;\n"
+            # The default (20) lets a second zone's refresh after its NOTIFY wait for the next
+            # 500 ms tick of the rate limiter.
+            "    serial-query-rate 1000;\n"
+            "    allow-transfer { none; };\n"
+            "};\n"
+            "controls { };\n"
+            f"{zones}"
+        )
+
+
+def _common_options(workdir: Path) -> str:
+    return (
+        "    listen-on-v6 { none; };\n"
+        "    recursion no;\n"
+        "    dnssec-validation no;\n"
+        f'    pid-file "{workdir}/named.pid";\n'
+        f'    session-keyfile "{workdir}/session.key";\n'
+        f'    managed-keys-directory "{workdir}";\n'
+    )
+
+
+def _zone_of(name: str, zones: tuple[str, ...]) -> str | None:
+    """The longest of `zones` that `name` lies in."""
+    inside = [zone for zone in zones if name == zone or name.endswith("." + zone)]
+    return max(inside, key=len, default=None)
+

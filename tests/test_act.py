@@ -14,8 +14,8 @@ from dataclasses import replace
 import pytest
 
 from consulha.agent import Agent
-from consulha.config import (CheckConfig, Config, ConsulConfig, DnsConfig, ElectionConfig, ServiceConfig,
-                             SessionConfig)
+from consulha.config import (CheckConfig, Config, ConsulConfig, DnsConfig, ElectionConfig, RecordConfig,
+                             ServiceConfig, SessionConfig)
 from consulha.consul_store import CheckNotPassing, KvEntry
 from consulha.control import ControlKeys, ControlState, HandoverRequest, PauseMark
 from consulha.decide import Act, Decision, Snapshot
@@ -71,8 +71,8 @@ def entry(key: str, value: dict | None, session: str | None = None, index: int =
 
 
 def config() -> Config:
-    dns = DnsConfig(zone="example.test.", record="app.example.test.", type="A", value="192.0.2.1",
-                    server=("127.0.0.1", 53), verify=(("127.0.0.1", 53),))
+    record = RecordConfig("app.example.test.", "A", "192.0.2.1", "example.test.")
+    dns = DnsConfig(zone="example.test.", records=(record,), server=("127.0.0.1", 53), verify=(("127.0.0.1", 53),))
     return Config(path="/etc/consulha/app.yaml", site="a", group="app", key_prefix="consulha/app",
                   consul=ConsulConfig(), session=SessionConfig(), services=(), dns=dns,
                   election=ElectionConfig())
@@ -278,7 +278,7 @@ class StaleProvider:
     def __init__(self):
         self.publishes = 0
 
-    def publish(self, value, epoch):
+    def publish(self, epoch):
         self.publishes += 1
         raise StaleEpochError(epoch, epoch + 5)
 

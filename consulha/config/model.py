@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 # A leader fences itself min(ttl, lock_delay) minus a margin after its session may have died;
 # below this there is no usable margin left.
 __all__ = ["MIN_LOCK_DELAY", "TSIG_ALGORITHMS", "ConsulConfig", "SessionConfig", "CheckConfig",
-           "ServiceConfig", "TsigConfig", "DnsConfig", "HooksConfig", "ElectionConfig", "MetricsConfig",
-           "Config",
+           "ServiceConfig", "TsigConfig", "RecordConfig", "DnsConfig", "HooksConfig", "ElectionConfig",
+           "MetricsConfig", "Config",
            "ConfigError"]
 
 MIN_LOCK_DELAY = 0.5
@@ -78,12 +78,23 @@ class TsigConfig:
 
 
 @dataclass(frozen=True)
-class DnsConfig:
-    zone: str
-    record: str
+class RecordConfig:
+    """One managed record: `name` (absolute, inside `zone`) holds `value` while this site leads."""
+
+    name: str
     type: str
     value: str
-    server: tuple[str, int]
+    zone: str
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    """The records to move and how. Records of one zone move in one fenced write; the zones are
+    written in the order their first record appears in `records`."""
+
+    zone: str
+    records: tuple[RecordConfig, ...]
+    server: tuple[str, int] | None
     verify: tuple[tuple[str, int], ...]
     ttl: int = 30
     tsig: TsigConfig | None = None
@@ -91,10 +102,41 @@ class DnsConfig:
     reconcile_interval: float = 10.0
     timeout: float = 2.0
     provider: str = "rfc2136"
+    command: tuple[str, ...] = ()
+    # Environment variable -> secret read from a file at load time, for the command provider.
+    secret_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    @property
+    def record(self) -> str:
+        """The first record's name: the one whose value is the site's "address"."""
+        return self.records[0].name
+
+    @property
+    def type(self) -> str:
+        return self.records[0].type
+
+    @property
+    def value(self) -> str:
+        """The first record's value, published as this site's address in Consul."""
+        return self.records[0].value
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        """Every zone with a managed record, in the fixed order they are written."""
+        return tuple(dict.fromkeys(record.zone for record in self.records))
+
+    def records_in(self, zone: str) -> tuple[RecordConfig, ...]:
+        return tuple(record for record in self.records if record.zone == zone)
+
+    def fence_of(self, zone: str) -> str:
+        """The zone's fence TXT: `_consulha.` + the zone's alphabetically first record name
+        (for a single record, `_consulha.<record>` as always). Not the first listed: every site
+        must fence on the same name, whatever order its config lists the records in."""
+        return "_consulha." + min(record.name for record in self.records_in(zone))
 
     @property
     def fence_record(self) -> str:
-        return "_consulha." + self.record
+        return self.fence_of(self.records[0].zone)
 
 
 @dataclass(frozen=True)

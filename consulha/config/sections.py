@@ -1,21 +1,21 @@
 """The config file's sections: `load_config` reads one site's YAML into the model."""
 
 import os
+import re
+import shutil
+from urllib.parse import urlsplit
 
 import yaml
-from urllib.parse import urlsplit
 
 from consulha.config import values
 from consulha.config.model import (Config, ConfigError, ConsulConfig, CheckConfig, DnsConfig,
-                                   ElectionConfig, HooksConfig, MetricsConfig, ServiceConfig, SessionConfig,
-                                   TsigConfig)
+                                   ElectionConfig, HooksConfig, MetricsConfig, RecordConfig, ServiceConfig,
+                                   SessionConfig, TsigConfig)
 from consulha.config.yamlnodes import Document, Mapping
 from consulha.durations import format_duration
 
 _TOP_KEYS = ("site", "group", "key_prefix", "consul", "session", "services", "dns", "hooks", "election",
              "metrics")
-_CHECK_KINDS = ("http", "tcp", "script")
-
 _CHECK_KINDS = ("http", "tcp", "script")
 
 
@@ -137,38 +137,109 @@ def _check(check: Mapping) -> CheckConfig:
 
 
 _DNS_KEYS = (
-    "provider", "zone", "record", "type", "value", "ttl", "server", "verify", "tsig", "fencing", "reconcile_interval",
-    "timeout",
+    "provider", "zone", "record", "type", "value", "records", "ttl", "server", "verify", "tsig", "fencing",
+    "reconcile_interval", "timeout", "command", "secret_env",
 )
+_RECORD_KEYS = ("record", "type", "value", "zone")
+# Keys that only one provider reads: given to the other, they would be silently ignored.
+_PROVIDER_ONLY_KEYS = {"rfc2136": ("server", "tsig"), "command": ("command", "secret_env")}
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 def _dns(dns: Mapping) -> DnsConfig:
-    provider = dns.get("provider", values.one_of("rfc2136"), "rfc2136")
+    provider = dns.get("provider", values.one_of(*_PROVIDER_ONLY_KEYS), "rfc2136")
+    for other, keys in _PROVIDER_ONLY_KEYS.items():
+        for key in keys:
+            if other != provider and dns.node(key) is not None:
+                raise dns.error(key, f"is read only by provider {other}, not {provider}")
     zone = dns.get("zone", values.dns_name)
-    record = dns.get("record", values.dns_name)
-    if record != zone and not record.endswith("." + zone):
-        raise dns.error("record", f"{record} is not inside zone {zone}")
-    record_type = dns.get("type", values.record_type)
-    if record_type == "CNAME" and record == zone:
-        raise dns.error("record", "a CNAME cannot sit at the zone apex, next to the zone's SOA and NS records")
-    server = dns.get("server", values.host_port(53))
+    records = _records(dns, zone)
+    server = dns.get("server", values.host_port(53)) if provider == "rfc2136" else None
     verify = tuple(
-        dns.document.value(node, key_path, values.host_port(53)) for node, key_path in dns.items("verify", default=[])
+        dns.document.value(node, key_path, values.host_port(53))
+        for node, key_path in dns.items("verify", default=[] if server else None)
     )
     return DnsConfig(
         provider=provider,
         zone=zone,
-        record=record,
-        type=record_type,
-        value=dns.get("value", values.record_value(record_type)),
+        records=records,
         ttl=dns.get("ttl", values.dns_ttl, 30),
         server=server,
         verify=verify or (server,),
         tsig=_tsig(dns) if dns.node("tsig") is not None else None,
         fencing=dns.get("fencing", values.boolean, True),
         reconcile_interval=dns.get("reconcile_interval", values.duration(1, 3600), 10.0),
-        timeout=dns.get("timeout", values.duration(0.1, 60), 2.0),
+        # A command usually calls an HTTP API: give it longer than one DNS query by default.
+        timeout=dns.get("timeout", values.duration(0.1, 60), 2.0 if provider == "rfc2136" else 10.0),
+        command=_command(dns) if provider == "command" else (),
+        secret_env=_secret_env(dns),
     )
+
+
+def _records(dns: Mapping, default_zone: str) -> tuple[RecordConfig, ...]:
+    """The single-record form (record, type, value) or the list `records`, not both."""
+    single = [key for key in ("record", "type", "value") if dns.node(key) is not None]
+    if dns.node("records") is not None:
+        if single:
+            raise dns.error(single[0], "give either records or record/type/value, not both")
+        entries = [Mapping(dns.document, node, key_path, _RECORD_KEYS) for node, key_path in dns.items("records")]
+    else:
+        entries = [dns]
+    records: list[RecordConfig] = []
+    first_line: dict[tuple[str, str], int] = {}
+    for entry in entries:
+        record = _record(entry, default_zone)
+        same_name = [key for key in first_line if key[0] == record.name]
+        if (record.name, record.type) in first_line:
+            raise entry.error("record", f"duplicate record {record.name} {record.type} "
+                                        f"(first given on line {first_line[record.name, record.type]})")
+        if same_name and "CNAME" in {record.type, *(rtype for _, rtype in same_name)}:
+            other = same_name[0]
+            raise entry.error("record", f"a CNAME cannot share its name with other types: {record.name} is also "
+                                        f"{other[1]} on line {first_line[other]}")
+        first_line[record.name, record.type] = entry.line_of("record")
+        records.append(record)
+    return tuple(records)
+
+
+def _record(entry: Mapping, default_zone: str) -> RecordConfig:
+    zone = entry.get("zone", values.dns_name, default_zone)
+    name = entry.get("record", values.dns_name)
+    if name != zone and not name.endswith("." + zone):
+        raise entry.error("record", f"{name} is not inside zone {zone}")
+    if name.startswith("_consulha."):
+        raise entry.error("record", "names under _consulha. are reserved for the fence TXT records")
+    record_type = entry.get("type", values.record_type)
+    if record_type == "CNAME" and name == zone:
+        raise entry.error("record", "a CNAME cannot sit at the zone apex, next to the zone's SOA and NS records")
+    return RecordConfig(name=name, type=record_type, value=entry.get("value", values.record_value(record_type)),
+                        zone=zone)
+
+
+def _command(dns: Mapping) -> tuple[str, ...]:
+    argv = [dns.document.value(node, key_path, values.as_text) for node, key_path in dns.items("command")]
+    program = argv[0]
+    if os.sep in program:  # a path, relative to the config's directory like every file
+        program = os.path.normpath(os.path.join(dns.document.directory, os.path.expanduser(program)))
+    else:
+        program = shutil.which(program) or program
+    if not os.path.isfile(program) or not os.access(program, os.X_OK):
+        raise dns.error("command", f"{argv[0]} is not an executable file")
+    return (program, *argv[1:])
+
+
+def _secret_env(dns: Mapping) -> tuple[tuple[str, str], ...]:
+    """Environment variable -> the content of a secret file, read now so that an unreadable
+    file stops the agent at start rather than at the first failover."""
+    node = dns.node("secret_env")
+    if node is None:
+        return ()
+    names = [key.value for key, _ in node.value] if isinstance(node, yaml.MappingNode) else []
+    secrets = Mapping(dns.document, node, dns.path_of("secret_env"), names)
+    for name in names:
+        if not _ENV_NAME.fullmatch(name):
+            raise secrets.error(name, "is not an environment variable name: use A-Z, 0-9 and _")
+    return tuple((name, secrets.secret_file(name)) for name in names)
 
 
 def _tsig(dns: Mapping) -> TsigConfig:
