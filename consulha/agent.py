@@ -69,7 +69,7 @@ class Agent:
         self.dns = dns or make_provider(cfg.dns, cfg.site)
         self.election = Election(Lease(self.timing.lease, clock), clock)
         self.metrics = Metrics(cfg)
-        self.store.on_request = self.metrics.count_consul_request
+        self._counted(self.store)
         self.metrics_server = MetricsServer(cfg, self.metrics)
         self.memory = SessionMemory()
         self.control_keys = ControlKeys(cfg.key_prefix)
@@ -82,7 +82,8 @@ class Agent:
         self._published: SiteReport | None = None
         self._node_name: str | None = None  # of the local Consul agent, read when first needed
         self.registrar = Registrar(cfg, self.keys, self.store)
-        self.watch = PrefixWatch(ConsulStore(cfg.consul, self.timing.request_timeout, max_wait=WATCH_WAIT),
+        self.watch = PrefixWatch(self._counted(ConsulStore(cfg.consul, self.timing.request_timeout,
+                                                           max_wait=WATCH_WAIT)),
                                  cfg.key_prefix, self.control_keys, self.keys.candidates, clock)
         self.observer = Observer(self.store, self.keys, self.control_keys, self.timing,
                                  self.election, cfg.site, cfg, clock, watch=self.watch)
@@ -98,11 +99,16 @@ class Agent:
             self.election.subscribe(TransitionRecorder(transitions_file, cfg.site))
         scripts = {self.keys.check_id(s.name): s.check for s in cfg.services if s.check.kind == "script"}
         self.health = HealthReporter(
-            ConsulStore(cfg.consul, self.timing.request_timeout), self.keys.heartbeat_check_id,
+            self._counted(ConsulStore(cfg.consul, self.timing.request_timeout)), self.keys.heartbeat_check_id,
             cfg.session.heartbeat_ttl, scripts, Path(cfg.path).parent,
             is_alive=self._making_progress,
             stop=self._health_stop,
         )
+
+    def _counted(self, store: ConsulStore) -> ConsulStore:
+        """Every thread's requests count in consulha_consul_requests_total, not the loop's alone."""
+        store.on_request = self.metrics.count_consul_request
+        return store
 
     def _making_progress(self) -> bool:
         return self._clock() - self._last_tick < self.timing.stall_limit
