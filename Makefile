@@ -36,6 +36,7 @@ bench: deps
 	$(PY) bench/sites.py --runs 20 --lock-runs 3
 	$(PY) bench/dns_failover.py --runs 10
 	$(PY) bench/idle.py
+	$(PY) bench/consul_requests.py
 	$(PY) bench/report.py
 
 chaos: deps
