@@ -29,7 +29,8 @@ from typing import Callable
 
 from consulha.backoff import Backoff
 from consulha.config import Config
-from consulha.consul_store import CheckNotPassing, ConsulRefused, ConsulStore, ConsulUnavailable
+from consulha.consul_store import (CheckNotPassing, ConsulRefused, ConsulStore, ConsulUnavailable,
+                                   HttpPool)
 from consulha.control import ControlKeys, put_request
 from consulha.decide import Act, Decision, Policy, Snapshot, decide
 from consulha.dns import DnsProvider, make_provider
@@ -55,7 +56,8 @@ RETRY_JITTER = 0.1  # spread retries so that many groups on one host do not move
 class Agent:
     def __init__(self, cfg: Config, store: ConsulStore | None = None,
                  dns: DnsProvider | None = None, transitions_file: str | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, pool: HttpPool | None = None):
+        """`pool`: HTTP connections shared with the other groups of this process (consulha.host)."""
         self.cfg = cfg
         self.keys = Keys(cfg)
         self.timing = Timing.of(cfg.session)
@@ -63,7 +65,7 @@ class Agent:
                              cfg.election.failback_delay)
         self._clock = clock
         self.store = store or ConsulStore(cfg.consul, self.timing.request_timeout,
-                                          max_wait=self.timing.standby_wait)
+                                          max_wait=self.timing.standby_wait, pool=pool)
         self.dns = dns or make_provider(cfg.dns, cfg.site)
         self.election = Election(Lease(self.timing.lease, clock), clock)
         self.memory = SessionMemory()
@@ -77,8 +79,9 @@ class Agent:
         self._published: SiteReport | None = None
         self._node_name: str | None = None  # of the local Consul agent, read when first needed
         self.registrar = Registrar(cfg, self.keys, self.store)
-        self.watch = PrefixWatch(ConsulStore(cfg.consul, self.timing.request_timeout, max_wait=WATCH_WAIT),
-                                 cfg.key_prefix, self.control_keys, self.keys.candidates, clock)
+        watch_store = ConsulStore(cfg.consul, self.timing.request_timeout, max_wait=WATCH_WAIT,
+                                  pool=pool)
+        self.watch = PrefixWatch(watch_store, cfg.key_prefix, self.control_keys, self.keys.candidates, clock)
         self.observer = Observer(self.store, self.keys, self.control_keys, self.timing,
                                  self.election, cfg.site, cfg, clock, watch=self.watch)
         self.publisher = DnsPublisher(cfg.dns, self.dns, self.election, clock, self._hold_off,
@@ -88,11 +91,11 @@ class Agent:
         self.hooks = HookRunner(cfg.hooks, cfg.site, cfg.group)
         self.election.subscribe(self._on_transition)
         if transitions_file:
-            self.election.subscribe(TransitionRecorder(transitions_file, cfg.site))
+            self.election.subscribe(TransitionRecorder(transitions_file, cfg.site, cfg.group))
         scripts = {self.keys.check_id(s.name): s.check for s in cfg.services if s.check.kind == "script"}
         self.health = HealthReporter(
-            ConsulStore(cfg.consul, self.timing.request_timeout), self.keys.heartbeat_check_id,
-            cfg.session.heartbeat_ttl, scripts, Path(cfg.path).parent,
+            ConsulStore(cfg.consul, self.timing.request_timeout, pool=pool),
+            self.keys.heartbeat_check_id, cfg.session.heartbeat_ttl, scripts, Path(cfg.path).parent,
             is_alive=lambda: self._clock() - self._last_tick < self.timing.stall_limit,
             stop=self._health_stop,
         )
@@ -105,13 +108,15 @@ class Agent:
                  self.cfg.site, self.cfg.group, self.timing.lease, self.timing.confirm,
                  self.timing.renew)
         self.hooks.start()
-        threads = [threading.Thread(target=self._watchdog, name="watchdog", daemon=True),
-                   threading.Thread(target=self.publisher.run, args=(self.stop_event,), name="dns",
-                                    daemon=True)]
+        # Thread names carry the group: one process may serve many (consulha.host).
+        group = self.cfg.group
+        threads = [threading.Thread(target=self._watchdog, name=f"{group}/watchdog", daemon=True),
+                   threading.Thread(target=self.publisher.run, args=(self.stop_event,),
+                                    name=f"{group}/dns", daemon=True)]
         for thread in threads:
             thread.start()
         # Not joined on stop: it may sit in a blocking read for a minute and holds nothing.
-        threading.Thread(target=self.watch.run, args=(self.stop_event,), name="watch",
+        threading.Thread(target=self.watch.run, args=(self.stop_event,), name=f"{group}/watch",
                          daemon=True).start()
         health_started = False
         # Short cap: a leader or a standby with a live session must renew within the session TTL,
@@ -148,6 +153,13 @@ class Agent:
     def stop(self) -> None:
         self.stop_event.set()
         self.publisher.wake()
+
+    def abandon(self) -> None:
+        """After `run` crashed: stop every thread, the heartbeat too, and clean nothing up, as
+        if the process had died (a host of many groups restarts that group alone; a heartbeat
+        left running would keep vouching for the dead loop, or fight the restarted one's)."""
+        self._health_stop.set()
+        self.stop()
 
     def _shutdown(self) -> None:
         stop = Reason(Cause.GRACEFUL_STOP, "graceful stop")
@@ -324,14 +336,16 @@ class Agent:
 
 
 class TransitionRecorder:
-    """Appends every transition as a JSON line (for the fault-injection checker)."""
+    """Appends every transition as a JSON line (for the fault-injection checker and the
+    benchmarks; `group` tells apart the groups of one host sharing the file)."""
 
-    def __init__(self, path: str, site: str):
+    def __init__(self, path: str, site: str, group: str | None = None):
         self._path = path
         self._site = site
+        self._group = {"group": group} if group else {}
 
     def __call__(self, transition: Transition) -> None:
-        line = json.dumps({"site": self._site, "monotonic": transition.monotonic,
+        line = json.dumps({"site": self._site, **self._group, "monotonic": transition.monotonic,
                            "wall": transition.wall, "role": transition.new.value,
                            "old": transition.old.value, "epoch": transition.epoch,
                            "reason": str(transition.reason), **_cause_fields(transition.reason)})

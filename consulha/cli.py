@@ -32,6 +32,8 @@ console = Console()
 errors = Console(stderr=True)
 
 ConfigOption = typer.Option(..., "-c", "--config", help="The site's YAML config file.")
+GroupsOption = typer.Option(..., "-c", "--config", help="The site's YAML config file, or a "
+                            "directory of them (*.yaml, one group each) served by one process.")
 
 
 def one_line_errors(command):
@@ -63,26 +65,33 @@ def _load(path: Path) -> Config:
 
 @app.command()
 def agent(
-    config: Path = ConfigOption,
+    config: Path = GroupsOption,
     log_format: str = typer.Option("text", "--log-format", help="text or json"),
     transitions_file: Optional[str] = typer.Option(
         None, "--transitions-file", envvar="CONSULHA_TRANSITIONS_FILE",
         help="Append every role transition here as a JSON line."),
     verbose: bool = typer.Option(False, "-v", "--verbose"),
 ) -> None:
-    """Run the agent in the foreground until SIGTERM/SIGINT (a second signal exits at once)."""
+    """Run the agent in the foreground until SIGTERM/SIGINT (a second signal exits at once).
+
+    With a directory, one process serves every group in it: a broken file is logged and
+    skipped, the other groups run (exit 2 only when none can)."""
     if log_format not in ("text", "json"):
         errors.print("--log-format must be text or json")
         raise typer.Exit(2)
-    cfg = _load(config)
-    from consulha.agent import Agent
     from consulha.logs import setup_logging
 
-    secrets = [cfg.consul.token or "", cfg.dns.tsig.secret if cfg.dns.tsig else ""]
-    setup_logging(log_format, logging.DEBUG if verbose else logging.INFO, secrets)
-    for warning in cfg.warnings:
-        logging.getLogger("consulha").warning("%s", warning)
-    runner = Agent(cfg, transitions_file=transitions_file)
+    level = logging.DEBUG if verbose else logging.INFO
+    if config.is_dir():
+        runner = _group_host(config, log_format, level, transitions_file)
+    else:
+        cfg = _load(config)
+        from consulha.agent import Agent
+
+        setup_logging(log_format, level, _secrets(cfg))
+        for warning in cfg.warnings:
+            logging.getLogger("consulha").warning("%s", warning)
+        runner = Agent(cfg, transitions_file=transitions_file)
 
     def on_signal(signum, _frame):
         if runner.stop_event.is_set():
@@ -96,25 +105,66 @@ def agent(
     raise typer.Exit(runner.run())
 
 
+def _secrets(cfg: Config) -> list[str]:
+    return [cfg.consul.token or "", cfg.dns.tsig.secret if cfg.dns.tsig else ""]
+
+
+def _group_host(directory: Path, log_format: str, level: int, transitions_file: str | None):
+    """The runner for a directory of group configs: every group that loads, the rest logged."""
+    from consulha.groups import load_groups
+    from consulha.host import GroupHost
+    from consulha.logs import setup_logging
+
+    groups = load_groups(directory)
+    setup_logging(log_format, level, [s for cfg in groups.configs for s in _secrets(cfg)],
+                  thread_names=True)
+    log = logging.getLogger("consulha")
+    for error in groups.errors:
+        log.error("config error, group skipped: %s", error)
+    for cfg in groups.configs:
+        for warning in cfg.warnings:
+            log.warning("%s", warning)
+    if not groups.configs:
+        log.error("no group to serve in %s", directory)
+        raise typer.Exit(2)
+    return GroupHost(groups.configs, transitions_file=transitions_file)
+
+
 @app.command()
 def validate(
-    config: Path = ConfigOption,
+    config: Path = GroupsOption,
     connect: bool = typer.Option(False, "--connect",
                                  help="Also reach Consul and authenticate to the DNS server."),
 ) -> None:
-    """Check a config file; with --connect also reach Consul and the DNS server."""
-    cfg = _load(config)
-    console.print(f"{config}: valid (site {cfg.site}, group {cfg.group}, "
-                  f"{len(cfg.services)} services)", highlight=False)
+    """Check a config file or a directory of them; with --connect also reach Consul and the
+    DNS server. Exit 2 when any file is broken or two files claim the same group or prefix."""
+    from consulha.groups import load_groups
+
+    groups = load_groups(config) if config.is_dir() else None
+    configs = groups.configs if groups else (_load(config),)
+    for cfg in configs:
+        console.print(f"{cfg.path if groups else config}: valid (site {cfg.site}, group "
+                      f"{cfg.group}, {len(cfg.services)} services)", highlight=False)
+        for warning in cfg.warnings if groups else ():  # _load printed a single file's
+            errors.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if groups and groups.errors:
+        for error in groups.errors:
+            errors.print(f"[red]config error:[/] {error}", highlight=False)
+        raise typer.Exit(2)
     if not connect:
         return
     from consulha.connectivity import probe_all
 
-    results = probe_all(cfg)
-    for name, ok, detail in results:
-        mark = "[green]ok[/]" if ok else "[red]FAILED[/]"
-        console.print(f"  {name}: {mark} {detail}", highlight=False)
-    raise typer.Exit(0 if all(ok for _, ok, _ in results) else 1)
+    all_ok = True
+    for cfg in configs:
+        results = probe_all(cfg)
+        all_ok = all_ok and all(ok for _, ok, _ in results)
+        if groups:
+            console.print(f"{cfg.path}:", highlight=False)
+        for name, ok, detail in results:
+            mark = "[green]ok[/]" if ok else "[red]FAILED[/]"
+            console.print(f"  {name}: {mark} {detail}", highlight=False)
+    raise typer.Exit(0 if all_ok else 1)
 
 
 @app.command()

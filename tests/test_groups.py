@@ -1,0 +1,134 @@
+"""A directory of group configs: broken files and clashing groups are refused with their file
+names; the shared HTTP pool runs one request for identical blocking reads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from consulha.consul_store import HttpPool
+from consulha.groups import load_groups
+
+SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
+
+
+def group_document(group: str, **changes) -> dict:
+    document = {
+        "site": "a", "group": group, "consul": {"address": "http://127.0.0.1:8500"},
+        "services": [{"name": f"{group}-api", "check": {"http": "http://127.0.0.1:9/health"}}],
+        "dns": {"zone": "example.test.", "record": f"{group}.example.test.", "type": "A",
+                "value": "192.0.2.1", "server": "127.0.0.1:53",
+                "tsig": {"name": "key", "secret": SECRET}},
+    }
+    document.update(changes)
+    return document
+
+
+def write(directory: Path, name: str, document: dict | str) -> Path:
+    path = directory / name
+    path.write_text(document if isinstance(document, str) else yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def consulha(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "consulha.cli", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_a_broken_file_is_named_with_line_and_key_and_the_others_load(tmp_path):
+    for group in ("g1", "g2"):
+        write(tmp_path, f"{group}.yaml", group_document(group))
+    broken = write(tmp_path, "g3.yaml", yaml.safe_dump(group_document("g3"), sort_keys=False)
+                   .replace("site: a", "site: a\nsession:\n  ttl: 3s"))
+    write(tmp_path, "notes.txt", "not a config")
+    groups = load_groups(tmp_path)
+    assert [c.group for c in groups.configs] == ["g1", "g2"]
+    assert len(groups.errors) == 1 and groups.errors[0].startswith(f"{broken}:3: session.ttl")
+
+
+@pytest.mark.parametrize("second, problem", [
+    (group_document("g1"), "both claim group 'g1'"),
+    (group_document("other", key_prefix="consulha/g1"), "key prefixes 'consulha/g1' and 'consulha/g1' overlap"),
+    (group_document("other", key_prefix="consulha/g1/inner"), "overlap"),
+])
+def test_two_files_claiming_one_group_or_prefix_are_both_refused(tmp_path, second, problem):
+    first = write(tmp_path, "first.yaml", group_document("g1"))
+    other = write(tmp_path, "second.yaml", second)
+    write(tmp_path, "third.yaml", group_document("g3"))
+    groups = load_groups(tmp_path)
+    assert [c.group for c in groups.configs] == ["g3"]
+    assert len(groups.errors) == 1
+    assert str(first) in groups.errors[0] and str(other) in groups.errors[0]
+    assert problem in groups.errors[0]
+
+
+def test_empty_directory_is_an_error(tmp_path):
+    assert load_groups(tmp_path).errors == (f"{tmp_path}: no *.yaml group configs in this directory",)
+
+
+def test_validate_directory_exits_2_naming_both_files_and_the_broken_line(tmp_path):
+    write(tmp_path, "a.yaml", group_document("g1"))
+    done = consulha("validate", "-c", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "group g1" in done.stdout
+    write(tmp_path, "b.yaml", group_document("g1"))
+    write(tmp_path, "c.yaml", "site: a\ngroup: g3\nbogus: 1\n")
+    done = consulha("validate", "-c", str(tmp_path))
+    assert done.returncode == 2
+    stderr = " ".join(done.stderr.split())
+    assert f"{tmp_path / 'a.yaml'} and {tmp_path / 'b.yaml'}: both claim group 'g1'" in stderr
+    assert f"{tmp_path / 'c.yaml'}:3: bogus" in stderr
+
+
+def test_agent_refuses_a_directory_where_no_group_can_run(tmp_path):
+    write(tmp_path, "c.yaml", "site: a\ngroup: g3\nbogus: 1\n")
+    done = consulha("agent", "-c", str(tmp_path))
+    assert done.returncode == 2
+    assert f"{tmp_path / 'c.yaml'}:3: bogus" in done.stderr
+
+
+def waiting_in_single_flight(thread: threading.Thread) -> bool:
+    """The thread sits in Event.wait inside HttpPool.single_flight (joined a flight)."""
+    frame = sys._current_frames().get(thread.ident)
+    names = []
+    while frame is not None:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return bool(names) and "single_flight" in names and names[0] == "wait"
+
+
+def test_single_flight_runs_one_call_for_concurrent_identical_keys():
+    pool = HttpPool(groups=3)
+    release, calls, results = threading.Event(), [], []
+
+    def slow_read():
+        calls.append(1)
+        release.wait(30)
+        return 42
+
+    def read():
+        results.append(pool.single_flight(("node-checks", 7), slow_read))
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while sum(map(waiting_in_single_flight, threads)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    assert calls == [1] and results == [42] * 4
+    assert pool.single_flight(("node-checks", 7), lambda: 8) == 8  # the flight ended with it
+
+
+def test_single_flight_passes_the_error_to_every_waiter():
+    pool = HttpPool()
+    with pytest.raises(ValueError):
+        pool.single_flight(("k",), lambda: (_ for _ in ()).throw(ValueError("boom")))
+    assert pool.single_flight(("k",), lambda: 1) == 1
