@@ -40,9 +40,10 @@ def connections_to(port: int, pids: list[int]) -> int:
     return sum(1 for line in out.splitlines() for tag in wanted if tag in line)
 
 
-def consul_requests(address: str) -> int:
-    """HTTP requests Consul has answered so far (the metrics endpoint's own excluded)."""
+def consul_requests(address: str, endpoint: str = "") -> int:
+    """HTTP requests Consul has answered so far (the metrics endpoint's own excluded), or only
+    those of one endpoint as Consul names it (e.g. PUT_v1_session_create)."""
     with urllib.request.urlopen(f"{address}/v1/agent/metrics?format=prometheus", timeout=5) as reply:
         text = reply.read().decode()
     return int(sum(float(count) for name, count in _HTTP_COUNT.findall(text)
-                   if not name.startswith("GET_v1_agent_metrics")))
+                   if not name.startswith("GET_v1_agent_metrics") and name.startswith(endpoint)))

@@ -12,7 +12,10 @@ For each group count: site a leads every group, site b stands by; then
 Writes bench/results/scale.json (merged per layout) and bench/results/scale.png.
 
 Usage: bench/scale.py [--groups 1,10,25,40] [--steady-seconds 30 | --steady-minutes 10]
-                      [--layout host|per-group]
+                      [--layout host|per-group] [--consul-max-conns N]
+
+--consul-max-conns lowers Consul's `http_max_conns_per_client` (default 200): with 10 groups
+and a limit of 50 it shows at small scale what 40 groups meet at the default (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def steady(fleet: Fleet, consul: ConsulDev, seconds: float) -> dict:
 
 
 def site_loss(fleet: Fleet, consul: ConsulDev) -> dict:
+    session_creations = consul_requests(consul.address, "PUT_v1_session_create")
     fault = time.monotonic()
     fleet.toys["a"].fail()
     moved: dict[str, float] = {}
@@ -92,6 +96,9 @@ def site_loss(fleet: Fleet, consul: ConsulDev) -> dict:
             consul.http_port, pids(fleet, "a") + pids(fleet, "b")))
         time.sleep(0.05)
     time.sleep(FLAP_WATCH)
+    # Site b's groups already hold sessions and site a's wait for their checks to change: a
+    # count far above the group count would mean somebody polls session creation.
+    session_creations = consul_requests(consul.address, "PUT_v1_session_create") - session_creations
     changes = {group: len(sites) for group, sites in fleet.promotions_since(fault).items()}
     times = sorted(moved.values())
     return {
@@ -102,25 +109,41 @@ def site_loss(fleet: Fleet, consul: ConsulDev) -> dict:
         "leadership_changes_per_group": {"min": min(changes.values()), "max": max(changes.values())},
         "exactly_one_change_per_group": all(count == 1 for count in changes.values()),
         "peak_connections_both_sites": peak_connections,
+        "session_creations": session_creations,
     }
 
 
-def one_count(root: Path, groups: int, steady_seconds: float, per_group: bool) -> dict:
+def refusals(fleet: Fleet, consul: ConsulDev) -> dict:
+    """How often Consul turned the agents away: refused connections seen by the agents, and
+    heartbeat or script TTLs Consul found missed."""
+    agent_logs = [p.log_text() for processes in fleet.processes.values() for p in processes]
+    return {"agent_connection_errors": sum(text.count("ConnectionError") for text in agent_logs),
+            "consul_missed_ttl": consul.log_path.read_text(errors="replace").count("missed TTL")}
+
+
+def one_count(root: Path, groups: int, steady_seconds: float, per_group: bool,
+              max_conns: int | None) -> dict:
     workdir = root / f"groups-{groups}"
-    with ConsulDev(workdir / "consul", extra_hcl=(CONSUL_TELEMETRY,)) as consul, \
+    limits = (f"limits {{ http_max_conns_per_client = {max_conns} }}",) if max_conns else ()
+    with ConsulDev(workdir / "consul", extra_hcl=(CONSUL_TELEMETRY, *limits)) as consul, \
             NamedServer(workdir / "named", records=fleet_records(groups)) as named:
         fleet = Fleet(workdir, consul, named, groups)
         try:
             started = time.monotonic()
-            fleet.start("a", per_group=per_group)
-            fleet.wait_settled(30 + 2 * groups)
-            fleet.start("b", per_group=per_group)
-            fleet.wait_candidates(30 + 2 * groups)
+            try:
+                fleet.start("a", per_group=per_group)
+                fleet.wait_settled(30 + 2 * groups)
+                fleet.start("b", per_group=per_group)
+                fleet.wait_candidates(30 + 2 * groups)
+            except AssertionError as error:
+                return {"groups": groups, "failed": str(error).splitlines()[0],
+                        **refusals(fleet, consul)}
             up = time.monotonic() - started
             time.sleep(SETTLE)
             row = {"groups": groups, "agent_processes_per_site": len(fleet.processes["a"]),
                    "startup_s": round(up, 1), "steady": steady(fleet, consul, steady_seconds)}
             row["site_loss"] = site_loss(fleet, consul)
+            row.update(refusals(fleet, consul))
             stopping = time.monotonic()
             codes = fleet.stop("b") + fleet.stop("a")
             row["stop"] = {"seconds": round(time.monotonic() - stopping, 1),
@@ -132,7 +155,7 @@ def one_count(root: Path, groups: int, steady_seconds: float, per_group: bool) -
 
 def slope(rows: list[dict], value) -> float | None:
     """Least-squares slope of value(row) over the group count: the cost of one more group."""
-    points = [(row["groups"], value(row)) for row in rows]
+    points = [(row["groups"], value(row)) for row in rows if "failed" not in row]
     if len({x for x, _ in points}) < 2:
         return None
     mean_x = statistics.fmean(x for x, _ in points)
@@ -148,12 +171,12 @@ def plot(layouts: dict, out: Path) -> None:
 
     figure, (times, load) = plt.subplots(1, 2, figsize=(11, 4))
     for layout, report in layouts.items():
-        rows = [r for r in report["rows"] if r["site_loss"]["max_s"] is not None]
+        rows = [r for r in report["rows"] if "failed" not in r and r["site_loss"]["max_s"] is not None]
         xs = [r["groups"] for r in rows]
         for key, style in (("median_s", "o-"), ("p90_s", "s--"), ("max_s", "^:")):
             times.plot(xs, [r["site_loss"][key] for r in rows], style, label=f"{layout} {key[:-2]}")
-        load.plot([r["groups"] for r in report["rows"]],
-                  [r["steady"]["consul_requests_per_s"] for r in report["rows"]], "o-",
+        done = [r for r in report["rows"] if "failed" not in r]
+        load.plot([r["groups"] for r in done], [r["steady"]["consul_requests_per_s"] for r in done], "o-",
                   label=f"{layout}: Consul requests/s")
     times.axhline(10, color="red", linewidth=1, label="target (max)")
     times.set_xlabel("groups per site")
@@ -173,6 +196,10 @@ def table(report: dict) -> list[str]:
              "| connections a+b | Consul req/s | Consul CPU | steady changes |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
+        if "failed" in r:
+            lines.append(f"| {r['groups']} | failed: {r['failed']} ({r['agent_connection_errors']} "
+                         f"refused connections, {r['consul_missed_ttl']} missed TTLs) |")
+            continue
         loss, st = r["site_loss"], r["steady"]
         changes = loss["leadership_changes_per_group"]
         fmt = lambda v: f"{v:.2f} s" if v is not None else "-"  # noqa: E731
@@ -191,6 +218,7 @@ def main() -> int:
     parser.add_argument("--steady-seconds", type=float, default=30.0)
     parser.add_argument("--steady-minutes", type=float, help="overrides --steady-seconds")
     parser.add_argument("--layout", choices=("host", "per-group"), default="host")
+    parser.add_argument("--consul-max-conns", type=int, help="Consul's http_max_conns_per_client")
     args = parser.parse_args()
     counts = [int(n) for n in args.groups.split(",")]
     steady_seconds = 60 * args.steady_minutes if args.steady_minutes else args.steady_seconds
@@ -199,12 +227,14 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="consulha-scale-") as tmp:
         for groups in counts:
-            rows.append(one_count(Path(tmp), groups, steady_seconds, args.layout == "per-group"))
+            rows.append(one_count(Path(tmp), groups, steady_seconds, args.layout == "per-group",
+                                  args.consul_max_conns))
             print(json.dumps(rows[-1]), flush=True)
     report = {"what": "site loss (every site-a service fails at once) -> every group's record "
                       "names site b; steady load without a fault",
               "settings": {"check_interval": "1s", "ttl": "10s", "lock_delay": "1s",
-                           "heartbeat_ttl": "3s", "layout": args.layout},
+                           "heartbeat_ttl": "3s", "layout": args.layout,
+                           "http_max_conns_per_client": args.consul_max_conns or 200},
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows,
               "per_group_slope": {
@@ -213,7 +243,8 @@ def main() -> int:
                   "agents_a_rss_mib": slope(rows, lambda r: r["steady"]["peak"]["a_rss_mib"])}}
     out = RESULTS / "scale.json"
     layouts = json.loads(out.read_text()) if out.exists() else {}
-    layouts[args.layout] = report
+    layout = args.layout + (f", limit {args.consul_max_conns}" if args.consul_max_conns else "")
+    layouts[layout] = report
     out.write_text(json.dumps(layouts, indent=2) + "\n")
     plot(layouts, RESULTS / "scale.png")
     print("\n".join(table(report)))
