@@ -132,3 +132,49 @@ def test_single_flight_passes_the_error_to_every_waiter():
     with pytest.raises(ValueError):
         pool.single_flight(("k",), lambda: (_ for _ in ()).throw(ValueError("boom")))
     assert pool.single_flight(("k",), lambda: 1) == 1
+
+
+class ScriptedAgent:
+    """Stands in for consulha.agent.Agent in GroupHost: the first run of group g1 crashes."""
+    runs: list["ScriptedAgent"] = []
+
+    def __init__(self, cfg, transitions_file=None, pool=None):
+        self.cfg, self.pool, self.abandoned = cfg, pool, False
+        self._stopped = threading.Event()
+
+    def run(self) -> int:
+        ScriptedAgent.runs.append(self)
+        if self.cfg.group == "g1" and sum(r.cfg.group == "g1" for r in self.runs) == 1:
+            raise RuntimeError("a bug")
+        self._stopped.wait(30)
+        return 0
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        self.stop()
+
+
+def test_a_crashed_group_is_abandoned_and_restarted_alone(tmp_path, monkeypatch):
+    from consulha import host
+
+    monkeypatch.setattr(host, "Agent", ScriptedAgent)
+    monkeypatch.setattr(host, "RESTART_PAUSE", 0.01)
+    ScriptedAgent.runs = []
+    for group in ("g1", "g2"):
+        write(tmp_path, f"{group}.yaml", group_document(group))
+    served = host.GroupHost(load_groups(tmp_path).configs)
+    runner = threading.Thread(target=served.run)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while len(ScriptedAgent.runs) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    served.stop()
+    runner.join(30)
+    assert not runner.is_alive()
+    by_group = {g: [r for r in ScriptedAgent.runs if r.cfg.group == g] for g in ("g1", "g2")}
+    assert [r.abandoned for r in by_group["g1"]] == [True, False]
+    assert [r.abandoned for r in by_group["g2"]] == [False]
+    assert {id(r.pool) for r in ScriptedAgent.runs} == {id(served.pool)}
