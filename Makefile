@@ -30,6 +30,7 @@ bench: deps
 	$(PY) bench/failover.py --runs 20
 	$(PY) bench/consul_lock.py --runs 3
 	$(PY) bench/sites.py --runs 20 --lock-runs 3
+	$(PY) bench/scale.py --groups 1,10,25,40
 	$(PY) bench/report.py
 
 chaos: deps

@@ -10,6 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.failover import table_row  # noqa: E402
+from bench.scale import table as scale_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -55,6 +56,14 @@ def main() -> None:
             lines.append(f"Ratio to consulha's agent SIGKILL median "
                          f"({report['consulha_sigkill_median_s']:.2f} s): "
                          f"{report['ratio_consul_lock_to_consulha']}x.")
+    scale = RESULTS / "scale.json"
+    if scale.exists():
+        for layout, report in json.loads(scale.read_text()).items():
+            lines += ["", f"Many groups, layout {layout} ({report['what']}), settings "
+                          f"{report['settings']}, last run {report['at']}:", ""]
+            lines += scale_table(report)
+            lines += ["", f"Cost of one more group (least-squares slope): {report['per_group_slope']}"]
+        lines += ["", "Time vs groups: [scale.png](scale.png)"]
     text = "\n".join(lines) + "\n"
     (RESULTS / "README.md").write_text(text)
     print(text)

@@ -1,9 +1,10 @@
 """One `consulha agent -c DIR` process per site serving several groups, on a real Consul and a
 real BIND: a broken file is skipped and named, a site loss moves every group once, SIGTERM
-releases every group's lock."""
+releases every group's lock; the operator commands still take one group's file."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from lab.consul import ConsulDev
 from lab.fleet import Fleet, fleet_records
 from lab.named import NamedServer
 from lab.pair import wait_until
+from tests.test_cli import consulha
 
 GROUPS = 3
 
@@ -42,6 +44,9 @@ def test_one_process_per_site_fails_every_group_over_once_and_releases_on_sigter
                what="DNS naming site b for every group", logs=fleet.logs)
     assert fleet.leaders() == {group: "b" for group in fleet.groups}
     assert fleet.promotions_since(fault) == {group: ["b"] for group in fleet.groups}
+    status = consulha("status", "-c", str(fleet.config_dir("b") / "g01.yaml"), "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert json.loads(status.stdout)["leader"]["site"] == "b"
 
     assert fleet.stop("b") == [0]
     for group in fleet.groups:
