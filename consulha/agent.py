@@ -46,7 +46,7 @@ from consulha.reasons import Cause, Reason
 from consulha.records import SiteReport
 from consulha.registration import Registrar
 from consulha.timing import Timing
-from consulha.watch import WATCH_WAIT, PrefixWatch
+from consulha.watch import WATCH_WAIT, PrefixWatch, SharedWatch
 
 log = logging.getLogger("consulha.agent")
 
@@ -56,8 +56,10 @@ RETRY_JITTER = 0.1  # spread retries so that many groups on one host do not move
 class Agent:
     def __init__(self, cfg: Config, store: ConsulStore | None = None,
                  dns: DnsProvider | None = None, transitions_file: str | None = None,
-                 clock: Callable[[], float] = time.monotonic, pool: HttpPool | None = None):
-        """`pool`: HTTP connections shared with the other groups of this process (consulha.host)."""
+                 clock: Callable[[], float] = time.monotonic, pool: HttpPool | None = None,
+                 shared_watch: SharedWatch | None = None):
+        """`pool`, `shared_watch`: HTTP connections and the watch of our keys, shared with the
+        other groups of this process (consulha.host)."""
         self.cfg = cfg
         self.keys = Keys(cfg)
         self.timing = Timing.of(cfg.session)
@@ -82,6 +84,9 @@ class Agent:
         watch_store = ConsulStore(cfg.consul, self.timing.request_timeout, max_wait=WATCH_WAIT,
                                   pool=pool)
         self.watch = PrefixWatch(watch_store, cfg.key_prefix, self.control_keys, self.keys.candidates, clock)
+        self._shared_watch = shared_watch
+        if shared_watch is not None:
+            shared_watch.add(self.watch)  # its one read over every group's keys feeds our watch
         self.observer = Observer(self.store, self.keys, self.control_keys, self.timing,
                                  self.election, cfg.site, cfg, clock, watch=self.watch)
         self.publisher = DnsPublisher(cfg.dns, self.dns, self.election, clock, self._hold_off,
@@ -115,9 +120,10 @@ class Agent:
                                     name=f"{group}/dns", daemon=True)]
         for thread in threads:
             thread.start()
-        # Not joined on stop: it may sit in a blocking read for a minute and holds nothing.
-        threading.Thread(target=self.watch.run, args=(self.stop_event,), name=f"{group}/watch",
-                         daemon=True).start()
+        if self._shared_watch is None:
+            # Not joined on stop: it may sit in a blocking read for a minute and holds nothing.
+            threading.Thread(target=self.watch.run, args=(self.stop_event,), name=f"{group}/watch",
+                             daemon=True).start()
         health_started = False
         # Short cap: a leader or a standby with a live session must renew within the session TTL,
         # and one request a second is no load for a Consul that is down.

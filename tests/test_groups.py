@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from consulha.consul_store import HttpPool
+from consulha.consul_store import HttpPool, KvEntry
+from consulha.control import ControlKeys
 from consulha.groups import load_groups
+from consulha.watch import PrefixWatch, SharedWatch, common_prefix
 
 SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
 
@@ -138,7 +140,7 @@ class ScriptedAgent:
     """Stands in for consulha.agent.Agent in GroupHost: the first run of group g1 crashes."""
     runs: list["ScriptedAgent"] = []
 
-    def __init__(self, cfg, transitions_file=None, pool=None):
+    def __init__(self, cfg, transitions_file=None, pool=None, shared_watch=None):
         self.cfg, self.pool, self.abandoned = cfg, pool, False
         self._stopped = threading.Event()
 
@@ -178,3 +180,32 @@ def test_a_crashed_group_is_abandoned_and_restarted_alone(tmp_path, monkeypatch)
     assert [r.abandoned for r in by_group["g1"]] == [True, False]
     assert [r.abandoned for r in by_group["g2"]] == [False]
     assert {id(r.pool) for r in ScriptedAgent.runs} == {id(served.pool)}
+
+
+@pytest.mark.parametrize("prefixes, shared", [
+    (["consulha/g1", "consulha/g2"], "consulha/"),
+    (["consulha/g1", "consulha/g10"], "consulha/"),
+    (["teams/x/consulha/a", "teams/x/consulha/b"], "teams/x/consulha/"),
+    (["consulha/g1", "other/g2"], ""),
+    (["consulha/g1"], "consulha/g1/"),
+])
+def test_common_prefix_is_whole_segments(prefixes, shared):
+    assert common_prefix(prefixes) == shared
+
+
+def test_a_watch_fed_by_a_shared_answer_sees_only_its_own_group():
+    def entry(key: str, session: str | None = None, value: bytes = b"{}") -> KvEntry:
+        return KvEntry(key=key, value=value, session=session, modify_index=5, lock_index=0)
+    watches = {group: PrefixWatch(None, f"consulha/{group}", ControlKeys(f"consulha/{group}"),
+                                  f"consulha/{group}/candidates/", clock=lambda: 100.0)
+               for group in ("g1", "g10")}
+    shared = SharedWatch(None, "consulha/")
+    for watch in watches.values():
+        shared.add(watch)
+    answer = [entry("consulha/g1/candidates/a", "s1"), entry("consulha/g10/candidates/b", "s2"),
+              entry("consulha/g10/control/pause", value=b'{"by": "ops", "reason": "x"}')]
+    for watch in watches.values():
+        watch.accept(answer, answered_at=100.0)
+    g1, g10 = watches["g1"].view(), watches["g10"].view()
+    assert g1.candidate_holders == {"a": "s1"} and g1.control.pause is None
+    assert g10.candidate_holders == {"b": "s2"} and g10.control.pause.by == "ops"
