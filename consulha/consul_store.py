@@ -91,16 +91,17 @@ class HttpPool:
     serving 40 groups kept 200 connections open to its local Consul agent, which by default
     refuses more than 200 from one client address (`limits { http_max_conns_per_client }`),
     so heartbeat updates failed exactly when a failover added requests. With it, a process
-    holds one connection per request in flight (the blocking reads) plus a few idle ones.
+    holds about one connection per request in flight (the blocking reads) plus a few idle ones.
 
     `single_flight` makes identical blocking reads share one request: every ineligible group
     of a host waits for the same node's checks to change.
     """
 
     def __init__(self, groups: int = 1):
-        # One blocking read per group (leader key or node checks) and one watch, plus the
-        # short requests in between; more would only keep idle connections open.
-        self.size = 2 * groups + 4
+        # Requests in flight at once: a standby group's blocking read of its leader key, the
+        # host's one watch and a few short requests (renewals, heartbeats). A burst may open
+        # more for a moment; keeping them would only hold idle connections against the limit.
+        self.size = groups + 4
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.size)
         self.session.mount("http://", adapter)
