@@ -12,7 +12,7 @@ For each group count: site a leads every group, site b stands by; then
 Writes bench/results/scale.json (merged per layout) and bench/results/scale.png.
 
 Usage: bench/scale.py [--groups 1,10,25,40] [--steady-seconds 30 | --steady-minutes 10]
-                      [--layout host|per-group] [--consul-max-conns N]
+                      [--layout host|per-group] [--consul-max-conns N] [--record-as NAME]
 
 --consul-max-conns lowers Consul's `http_max_conns_per_client` (default 200): with 10 groups
 and a limit of 50 it shows at small scale what 40 groups meet at the default (docs/scale.md).
@@ -219,6 +219,8 @@ def main() -> int:
     parser.add_argument("--steady-minutes", type=float, help="overrides --steady-seconds")
     parser.add_argument("--layout", choices=("host", "per-group"), default="host")
     parser.add_argument("--consul-max-conns", type=int, help="Consul's http_max_conns_per_client")
+    parser.add_argument("--record-as", help="name of this series in scale.json (default: the "
+                                            "layout and limit); the same name replaces it")
     args = parser.parse_args()
     counts = [int(n) for n in args.groups.split(",")]
     steady_seconds = 60 * args.steady_minutes if args.steady_minutes else args.steady_seconds
@@ -244,7 +246,7 @@ def main() -> int:
     out = RESULTS / "scale.json"
     layouts = json.loads(out.read_text()) if out.exists() else {}
     layout = args.layout + (f", limit {args.consul_max_conns}" if args.consul_max_conns else "")
-    layouts[layout] = report
+    layouts[args.record_as or layout] = report
     out.write_text(json.dumps(layouts, indent=2) + "\n")
     plot(layouts, RESULTS / "scale.png")
     print("\n".join(table(report)))
