@@ -53,7 +53,11 @@ class GroupHost:
         threads = [threading.Thread(target=self._serve, args=(cfg,), name=cfg.group)
                    for cfg in self.configs]
         log.info("serving %d groups: %s", len(threads), ", ".join(c.group for c in self.configs))
-        if self.shared_watch is not None:
+        if self.shared_watch is None:
+            log.info("each group watches its own key prefix (no common prefix, or groups with "
+                     "different Consul addresses or tokens)")
+        else:
+            log.info("one watch over %s serves every group", self.shared_watch.prefix)
             # Not joined: it may sit in a blocking read for a minute and holds nothing.
             threading.Thread(target=self.shared_watch.run, args=(self.stop_event,), name="watch",
                              daemon=True).start()

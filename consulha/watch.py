@@ -93,6 +93,10 @@ class SharedWatch:
         self._watches: dict[str, PrefixWatch] = {}
         self._lock = threading.Lock()
 
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
     def add(self, watch: PrefixWatch) -> None:
         """Serve `watch` from now on (replacing an earlier one of the same prefix)."""
         with self._lock:

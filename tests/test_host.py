@@ -35,6 +35,7 @@ def test_one_process_per_site_fails_every_group_over_once_and_releases_on_sigter
     [host_a] = fleet.start("a")
     fleet.wait_settled(60)
     assert f"config error, group skipped: {broken}:4: session.lock_delay" in host_a.log_text()
+    assert "one watch over consulha/ serves every group" in host_a.log_text()
     [host_b] = fleet.start("b")
     fleet.wait_candidates(60)
 
