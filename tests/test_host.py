@@ -1,6 +1,7 @@
 """One `consulha agent -c DIR` process per site serving several groups, on a real Consul and a
-real BIND: a broken file is skipped and named, a site loss moves every group once, SIGTERM
-releases every group's lock; the operator commands still take one group's file."""
+real BIND: a broken file is skipped and named, a handover moves one group alone, a site loss
+moves every other group once, SIGTERM releases every group's lock; the operator commands
+still take one group's file."""
 
 from __future__ import annotations
 
@@ -39,12 +40,17 @@ def test_one_process_per_site_fails_every_group_over_once_and_releases_on_sigter
     [host_b] = fleet.start("b")
     fleet.wait_candidates(60)
 
+    # A planned handover of one group: the leader sees the request through the shared watch.
+    moved = consulha("handover", "-c", str(fleet.config_dir("a") / "g00.yaml"), "--to", "b")
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert fleet.leaders() == {"g00": "b", "g01": "a", "g02": "a"}
+
     fault = time.monotonic()
     fleet.toys["a"].fail()
     wait_until(lambda: len(fleet.groups_answering("b")) == GROUPS, 60, step=0.1,
                what="DNS naming site b for every group", logs=fleet.logs)
     assert fleet.leaders() == {group: "b" for group in fleet.groups}
-    assert fleet.promotions_since(fault) == {group: ["b"] for group in fleet.groups}
+    assert fleet.promotions_since(fault) == {"g00": [], "g01": ["b"], "g02": ["b"]}
     status = consulha("status", "-c", str(fleet.config_dir("b") / "g01.yaml"), "--json")
     assert status.returncode == 0, status.stdout + status.stderr
     assert json.loads(status.stdout)["leader"]["site"] == "b"
