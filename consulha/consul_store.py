@@ -226,10 +226,17 @@ class ConsulStore:
     # -- sessions -------------------------------------------------------------------------------
 
     def create_session(self, name: str, checks: list[str], ttl: float, lock_delay: float) -> str:
-        return self._call(
-            self._fast.session.create, name=name, checks=checks, behavior="release",
-            ttl=max(10, round(ttl)), lock_delay=round(lock_delay),
-        )
+        """A session tied to exactly `checks` (check IDs on this node, service checks included).
+
+        They go in `NodeChecks`, listed explicitly: given the older `Checks` field, Consul 1.8
+        adds serfHealth to the session by itself (measured), so a session could never be free
+        of it. python-consul2 knows only `Checks`, so the request is built here."""
+        payload = {"Name": name, "NodeChecks": list(checks), "Behavior": "release",
+                   "TTL": _seconds(max(10.0, ttl)), "LockDelay": _seconds(lock_delay)}
+        headers = {"X-Consul-Token": self._fast.token} if self._fast.token else {}
+        return self._call(self._fast.http.put, consul.base.CB.json(is_id=True),
+                          path="/v1/session/create", params=[], headers=headers,
+                          data=json.dumps(payload))
 
     def renew_session(self, session: str) -> bool:
         """True when renewed; False when Consul no longer knows the session."""
