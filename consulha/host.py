@@ -76,17 +76,19 @@ class GroupHost:
 
     def _serve(self, cfg: Config) -> None:
         while not self.stop_event.is_set():
-            agent = Agent(cfg, transitions_file=self._transitions_file, pool=self.pool,
-                          shared_watch=self.shared_watch)
-            with self._lock:
-                self._agents[cfg.group] = agent
-            if self.stop_event.is_set():  # stop() ran before this agent was registered
-                agent.stop()
+            agent = None
             try:
+                agent = Agent(cfg, transitions_file=self._transitions_file, pool=self.pool,
+                              shared_watch=self.shared_watch)
+                with self._lock:
+                    self._agents[cfg.group] = agent
+                if self.stop_event.is_set():  # stop() ran before this agent was registered
+                    agent.stop()
                 agent.run()
                 return
             except Exception:
                 log.exception("group %s: agent crashed; restarting it in %.0fs", cfg.group,
                               RESTART_PAUSE)
-                agent.abandon()
+                if agent is not None:
+                    agent.abandon()
             self.stop_event.wait(RESTART_PAUSE)
