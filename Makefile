@@ -37,6 +37,7 @@ bench: deps
 	$(PY) bench/dns_failover.py --runs 10
 	$(PY) bench/idle.py
 	$(PY) bench/consul_requests.py
+	$(PY) bench/scale.py --groups 1,10,25,40
 	$(PY) bench/report.py
 
 chaos: deps

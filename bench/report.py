@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.failover import table_row  # noqa: E402
 from bench.idle import table_lines as idle_table  # noqa: E402
+from bench.scale import table as scale_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -65,6 +66,23 @@ def main() -> None:
         report = json.loads(idle.read_text())
         lines += ["", f"Idle agents ({report['what']}), settings {report['settings']}, last run "
                       f"{report['at']}:", ""] + idle_table(report)
+    requests = RESULTS / "requests.json"
+    if requests.exists():
+        report = json.loads(requests.read_text())
+        lines += ["", f"Consul requests per second ({report['what']}), settings "
+                      f"{report['settings']}, last run {report['at']}:", "",
+                  "| role | requests/s | to the servers | local agent only | target |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {role} | {row['per_s']} | {row['servers_per_s']} | {row['local_agent_per_s']} "
+                  f"| <= {row['target_per_s']} |" for role, row in report["results"].items()]
+    scale = RESULTS / "scale.json"
+    if scale.exists():
+        for layout, report in json.loads(scale.read_text()).items():
+            lines += ["", f"Many groups, layout {layout} ({report['what']}), settings "
+                          f"{report['settings']}, last run {report['at']}:", ""]
+            lines += scale_table(report)
+            lines += ["", f"Cost of one more group (least-squares slope): {report['per_group_slope']}"]
+        lines += ["", "Time vs groups: [scale.png](scale.png)"]
     text = "\n".join(lines) + "\n"
     (RESULTS / "README.md").write_text(text)
     print(text)

@@ -2,11 +2,12 @@
 
 Exit codes: 0 success; 1 the operation ran but the outcome is not good (no leader, DNS not
 converged, a check failed); 2 usage or configuration error (nothing was changed).
+
+This module: agent, validate, status. The operator commands are in consulha.cli_operator.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -17,74 +18,43 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from consulha.config import Config, ConfigError, load_config
-
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True,
-    # Locals in tracebacks would print the config, and with it the ACL token and TSIG secret.
-    pretty_exceptions_show_locals=False,
-    help="Keep exactly one site in charge with a health-gated Consul lock, and point DNS at it.",
-)
-console = Console()
-errors = Console(stderr=True)
-
-ConfigOption = typer.Option(..., "-c", "--config", help="The site's YAML config file.")
-DryRunOption = typer.Option(False, "--dry-run",
-                            help="Check and print what would happen; change nothing.")
-
-
-def one_line_errors(command):
-    """Consul or DNS failing under an operator command is one line naming what failed and
-    where (the messages never carry a secret), exit 1: not a traceback."""
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        from consulha.consul_store import ConsulRefused, ConsulUnavailable
-        from consulha.dns import DnsError
-
-        try:
-            return command(*args, **kwargs)
-        except (ConsulUnavailable, ConsulRefused, DnsError) as error:
-            errors.print(f"[red]error:[/] {command.__name__}: {error}", highlight=False)
-            raise typer.Exit(1)
-    return run
-
-
-def _load(path: Path, check_listen: bool = False) -> Config:
-    try:
-        cfg = load_config(path, check_listen)
-    except ConfigError as error:
-        errors.print(f"[red]config error:[/] {error}", markup=True, highlight=False)
-        raise typer.Exit(2)
-    for warning in cfg.warnings:
-        errors.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    return cfg
+import consulha.cli_operator  # noqa: F401  (registers the operator commands on the app)
+from consulha.cli_app import (ConfigOption, GroupsOption, app, console, errors, load_or_exit,
+                              one_line_errors)
+from consulha.config import Config
 
 
 @app.command()
 def agent(
-    config: Path = ConfigOption,
+    config: Path = GroupsOption,
     log_format: str = typer.Option("text", "--log-format", help="text or json"),
     transitions_file: Optional[str] = typer.Option(
         None, "--transitions-file", envvar="CONSULHA_TRANSITIONS_FILE",
         help="Append every role transition here as a JSON line."),
     verbose: bool = typer.Option(False, "-v", "--verbose"),
 ) -> None:
-    """Run the agent in the foreground until SIGTERM/SIGINT (a second signal exits at once)."""
+    """Run the agent in the foreground until SIGTERM/SIGINT (a second signal exits at once).
+
+    With a directory, one process serves every group in it: a broken file is logged and
+    skipped, the other groups run (exit 2 only when none can)."""
     if log_format not in ("text", "json"):
         errors.print("--log-format must be text or json")
         raise typer.Exit(2)
-    cfg = _load(config)
-    from consulha.agent import Agent
     from consulha.logs import setup_logging
 
-    secrets = [cfg.consul.token or "", cfg.dns.tsig.secret if cfg.dns.tsig else "", *dict(cfg.dns.secret_env).values()]
-    setup_logging(log_format, logging.DEBUG if verbose else logging.INFO, secrets)
-    for warning in cfg.warnings:
-        logging.getLogger("consulha").warning("%s", warning)
-    runner = Agent(cfg, transitions_file=transitions_file)
+    level = logging.DEBUG if verbose else logging.INFO
+    if config.is_dir():
+        runner = _group_host(config, log_format, level, transitions_file)
+    else:
+        cfg = load_or_exit(config)
+        from consulha.agent import Agent
+
+        setup_logging(log_format, level, _secrets(cfg))
+        for warning in cfg.warnings:
+            logging.getLogger("consulha").warning("%s", warning)
+        runner = Agent(cfg, transitions_file=transitions_file)
 
     def on_signal(signum, _frame):
         if runner.stop_event.is_set():
@@ -98,25 +68,67 @@ def agent(
     raise typer.Exit(runner.run())
 
 
+def _secrets(cfg: Config) -> list[str]:
+    return [cfg.consul.token or "", cfg.dns.tsig.secret if cfg.dns.tsig else "",
+            *dict(cfg.dns.secret_env).values()]
+
+
+def _group_host(directory: Path, log_format: str, level: int, transitions_file: str | None):
+    """The runner for a directory of group configs: every group that loads, the rest logged."""
+    from consulha.groups import load_groups
+    from consulha.host import GroupHost
+    from consulha.logs import setup_logging
+
+    groups = load_groups(directory)
+    setup_logging(log_format, level, [s for cfg in groups.configs for s in _secrets(cfg)],
+                  thread_names=True)
+    log = logging.getLogger("consulha")
+    for error in groups.errors:
+        log.error("config error, group skipped: %s", error)
+    for cfg in groups.configs:
+        for warning in cfg.warnings:
+            log.warning("%s", warning)
+    if not groups.configs:
+        log.error("no group to serve in %s", directory)
+        raise typer.Exit(2)
+    return GroupHost(groups.configs, transitions_file=transitions_file)
+
+
 @app.command()
 def validate(
-    config: Path = ConfigOption,
+    config: Path = GroupsOption,
     connect: bool = typer.Option(False, "--connect",
                                  help="Also reach Consul and authenticate to the DNS server."),
 ) -> None:
-    """Check a config file and that metrics.listen is free; --connect: reach Consul and DNS too."""
-    cfg = _load(config, check_listen=True)
-    console.print(f"{config}: valid (site {cfg.site}, group {cfg.group}, "
-                  f"{len(cfg.services)} services)", highlight=False)
+    """Check a config file or a directory of them; with --connect also reach Consul and the
+    DNS server. Exit 2 when any file is broken or two files claim the same group or prefix."""
+    from consulha.groups import load_groups
+
+    groups = load_groups(config) if config.is_dir() else None
+    configs = groups.configs if groups else (load_or_exit(config, check_listen=True),)
+    for cfg in configs:
+        console.print(f"{cfg.path if groups else config}: valid (site {cfg.site}, group "
+                      f"{cfg.group}, {len(cfg.services)} services)", highlight=False)
+        for warning in cfg.warnings if groups else ():  # _load printed a single file's
+            errors.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if groups and groups.errors:
+        for error in groups.errors:
+            errors.print(f"[red]config error:[/] {error}", highlight=False)
+        raise typer.Exit(2)
     if not connect:
         return
     from consulha.connectivity import probe_all
 
-    results = probe_all(cfg)
-    for name, ok, detail in results:
-        mark = "[green]ok[/]" if ok else "[red]FAILED[/]"
-        console.print(f"  {name}: {mark} {detail}", highlight=False)
-    raise typer.Exit(0 if all(ok for _, ok, _ in results) else 1)
+    all_ok = True
+    for cfg in configs:
+        results = probe_all(cfg)
+        all_ok = all_ok and all(ok for _, ok, _ in results)
+        if groups:
+            console.print(f"{cfg.path}:", highlight=False)
+        for name, ok, detail in results:
+            mark = "[green]ok[/]" if ok else "[red]FAILED[/]"
+            console.print(f"  {name}: {mark} {detail}", highlight=False)
+    raise typer.Exit(0 if all_ok else 1)
 
 
 @app.command()
@@ -129,7 +141,7 @@ def status(
     """Leader, candidates, every site's checks and every DNS server's answer.
 
     Exit 0 when there is a leader and every verify server answers its address, else 1."""
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     from consulha.consul_store import ConsulStore, ConsulUnavailable
     from consulha.dns import make_provider
     from consulha.status import gather_status
@@ -208,149 +220,6 @@ def render_status(data: dict) -> None:
                       f"{mark.get('reason') or 'no reason given'}", highlight=False)
     for error in data["errors"]:
         console.print(f"[red]error:[/] {error}", highlight=False)
-
-
-def _operations(cfg: Config):
-    from consulha.consul_store import ConsulStore
-    from consulha.dns import make_provider
-    from consulha.operations import Operations
-
-    return Operations(cfg, ConsulStore(cfg.consul), make_provider(cfg.dns, cfg.site))
-
-
-def _duration(text: str, option: str) -> float:
-    from consulha.durations import parse_duration
-
-    try:
-        seconds = parse_duration(text)
-    except ValueError as error:
-        errors.print(f"{option}: {error}")
-        raise typer.Exit(2)
-    if seconds <= 0:
-        errors.print(f"{option}: must be positive")
-        raise typer.Exit(2)
-    return seconds
-
-
-def _finish(outcome, as_json: bool) -> None:
-    from consulha.operations import outcome_json
-
-    if as_json:
-        print(json.dumps(outcome_json(outcome), indent=2, sort_keys=True))
-    else:
-        colour = "green" if outcome.ok else "red"
-        console.print(f"[{colour}]{outcome.message}[/]", highlight=False)
-    raise typer.Exit(0 if outcome.ok else 1)
-
-
-@app.command()
-@one_line_errors
-def handover(
-    config: Path = ConfigOption,
-    to: Optional[str] = typer.Option(None, "--to", help="Target site (default: any healthy candidate)."),
-    timeout: str = typer.Option("30s", "--timeout", help="Give up (and withdraw the request) after this."),
-    no_wait: bool = typer.Option(False, "--no-wait", help="Return once the request is recorded."),
-    dry_run: bool = DryRunOption,
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Planned switchover: the leader releases, the target takes the lock, DNS moves once."""
-    cfg = _load(config)
-    seconds = _duration(timeout, "--timeout")
-    _finish(_operations(cfg).handover(to, seconds, wait=not no_wait, dry_run=dry_run), as_json)
-
-
-@app.command()
-@one_line_errors
-def takeover(
-    config: Path = ConfigOption,
-    site: str = typer.Option(..., "--site", help="The healthy candidate that must take over."),
-    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
-    timeout: str = typer.Option("60s", "--timeout"),
-    dry_run: bool = DryRunOption,
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Forced failover: destroy the leader's session so SITE acquires after lock-delay."""
-    cfg = _load(config)
-    seconds = _duration(timeout, "--timeout")
-    if not (yes or dry_run) and not typer.confirm(
-            f"Destroy the current leader's session so that site {site} takes over?"):
-        errors.print("aborted: nothing changed")
-        raise typer.Exit(1)
-    _finish(_operations(cfg).takeover(site, seconds, dry_run=dry_run), as_json)
-
-
-@app.command()
-@one_line_errors
-def maintenance(
-    state: str = typer.Argument(..., help="on or off"),
-    config: Path = ConfigOption,
-    site: Optional[str] = typer.Option(None, "--site", help="Default: the config's site."),
-    reason: Optional[str] = typer.Option(None, "--reason"),
-    force: bool = typer.Option(False, "--force", help="Even when no other site can take over."),
-    timeout: str = typer.Option("30s", "--timeout"),
-    dry_run: bool = DryRunOption,
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Withdraw a site from the election (a leader hands over first), or bring it back."""
-    if state not in ("on", "off"):
-        errors.print("maintenance takes 'on' or 'off'")
-        raise typer.Exit(2)
-    cfg = _load(config)
-    seconds = _duration(timeout, "--timeout")
-    _finish(_operations(cfg).maintenance(site or cfg.site, state == "on", reason, force, seconds,
-                                         dry_run=dry_run), as_json)
-
-
-@app.command()
-@one_line_errors
-def pause(
-    config: Path = ConfigOption,
-    reason: Optional[str] = typer.Option(None, "--reason", help="Shown by status and history."),
-    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Pause automatic failover for the whole group until `resume`.
-
-    While paused nobody takes a free lock and a leader keeps it when a service check fails;
-    planned handover still works. A leader that dies (agent, node) still loses its session:
-    then nobody leads until resume."""
-    cfg = _load(config)
-    if not yes and not typer.confirm(f"Pause automatic failover of group {cfg.group}? If its "
-                                     f"leader dies meanwhile, nobody takes over until resume."):
-        errors.print("aborted: nothing changed")
-        raise typer.Exit(1)
-    _finish(_operations(cfg).pause(reason), as_json)
-
-
-@app.command()
-@one_line_errors
-def resume(
-    config: Path = ConfigOption,
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """End a pause: automatic failover is on again (a standby takes a free lock at once)."""
-    cfg = _load(config)
-    _finish(_operations(cfg).resume(), as_json)
-
-
-@app.command()
-@one_line_errors
-def history(
-    config: Path = ConfigOption,
-    limit: int = typer.Option(20, "--limit", min=1, max=100),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Recorded leadership changes, newest last: time, epoch, from, to, cause."""
-    cfg = _load(config)
-    outcome = _operations(cfg).history(limit)
-    if as_json:
-        print(json.dumps(outcome.data["history"], indent=2))
-        return
-    table = Table("time", "epoch", "from", "to", "cause", title="leadership history")
-    for entry in outcome.data["history"]:
-        table.add_row(entry.get("time", ""), str(entry.get("epoch")), entry.get("from") or "-",
-                      entry.get("to") or "-", entry.get("cause", ""))
-    console.print(table)
 
 
 def main() -> None:

@@ -8,16 +8,21 @@ Failure model: every call either returns a value or raises `ConsulUnavailable` (
 timeout, HTTP 5xx other than a refused session) or `ConsulRefused` (a 4xx answer: bad request,
 ACL denied). `create_session` raises `CheckNotPassing` when Consul refuses a session because a
 listed check is missing or critical. Nothing here retries: callers own retry and backoff.
+
+`HttpPool` lets every group served by one process share one set of HTTP connections (see
+docs/scale.md: Consul limits the connections of one client address, 200 by default).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import consul
 import requests
+from requests.adapters import HTTPAdapter
 
 from consulha.config import ConsulConfig
 
@@ -72,6 +77,63 @@ def _seconds(value: float) -> str:
     return f"{max(value, 0.0):.3f}s"
 
 
+class _Flight:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class HttpPool:
+    """HTTP connections shared by every ConsulStore of one process (all its groups).
+
+    Without it each store holds its own keep-alive connections (five per group): one host
+    serving 40 groups kept 200 connections open to its local Consul agent, which by default
+    refuses more than 200 from one client address (`limits { http_max_conns_per_client }`),
+    so heartbeat updates failed exactly when a failover added requests. With it, a process
+    holds about one connection per request in flight (the blocking reads) plus a few idle ones.
+
+    `single_flight` makes identical blocking reads share one request: every ineligible group
+    of a host waits for the same node's checks to change.
+    """
+
+    def __init__(self, groups: int = 1):
+        # Requests in flight at once: a standby group's blocking read of its leader key, the
+        # host's one watch and a few short requests (renewals, heartbeats). A burst may open
+        # more for a moment; keeping them would only hold idle connections against the limit.
+        self.size = groups + 4
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self._flights: dict[tuple, _Flight] = {}
+        self._lock = threading.Lock()
+
+    def single_flight(self, key: tuple, call: Callable[[], Any]) -> Any:
+        """Run `call` unless a call with the same key is in flight; then wait for its answer
+        (or its exception). For blocking reads, where an early answer is always allowed."""
+        with self._lock:
+            flight = self._flights.get(key)
+            first = flight is None
+            if first:
+                flight = self._flights[key] = _Flight()
+        if not first:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.result
+        try:
+            flight.result = call()
+            return flight.result
+        except BaseException as error:
+            flight.error = error
+            raise
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+
+
 class ConsulStore:
     """Sessions, KV and local-agent registration against one Consul agent.
 
@@ -80,18 +142,20 @@ class ConsulStore:
     Consul's jitter (wait/16) plus `request_timeout`.
     """
 
-    def __init__(self, cfg: ConsulConfig, request_timeout: float = 2.0, max_wait: float = 10.0):
+    def __init__(self, cfg: ConsulConfig, request_timeout: float = 2.0, max_wait: float = 10.0,
+                 pool: HttpPool | None = None):
         # Told (endpoint, result) after every request, result ok, unavailable or refused; the
         # agent counts them in its metrics.
         self.on_request: Callable[[str, str], None] = lambda endpoint, result: None
         self.address = cfg.address
         self.request_timeout = request_timeout
         self.max_wait = max_wait
-        self._fast = self._client(cfg, request_timeout)
-        self._blocking = self._client(cfg, max_wait * 17 / 16 + request_timeout)
+        self._pool = pool
+        self._fast = self._client(cfg, request_timeout, pool)
+        self._blocking = self._client(cfg, max_wait * 17 / 16 + request_timeout, pool)
 
     @staticmethod
-    def _client(cfg: ConsulConfig, timeout: float) -> consul.Consul:
+    def _client(cfg: ConsulConfig, timeout: float, pool: HttpPool | None) -> consul.Consul:
         verify: bool | str = cfg.ca_file or True
         cert = (cfg.cert_file, cfg.key_file) if cfg.cert_file else None
         client = consul.Consul(
@@ -101,6 +165,10 @@ class ConsulStore:
         # python-consul2 lets CONSUL_HTTP_TOKEN override an explicit token; the config already
         # resolved the precedence (token, token_file, then the environment), so set it last.
         client.token = cfg.token
+        if pool is not None:
+            # python-consul2 passes timeout, verify and cert with every request, so clients
+            # with different timeouts (and tokens) can share one session's connections.
+            client.http.session = pool.session
         return client
 
     def _call(self, function, *args, **kwargs):
@@ -241,11 +309,17 @@ class ConsulStore:
 
     def wait_node_checks(self, node: str, index: int, wait: float) -> int:
         """Block until a check of `node` changes in the catalog (or about `wait` passes);
-        returns the new index. Index 0 answers at once with the current one."""
+        returns the new index. Index 0 answers at once with the current one. Groups sharing a
+        pool share one request per (address, node, index): the answer is only an index."""
         client = self._blocking if index else self._fast
-        found, _ = self._call(client.health.node, node, index=index or None,
-                              wait=_seconds(min(wait, self.max_wait)) if index else None)
-        return int(found or 0)
+
+        def read() -> int:
+            found, _ = self._call(client.health.node, node, index=index or None,
+                                  wait=_seconds(min(wait, self.max_wait)) if index else None)
+            return int(found or 0)
+        if self._pool is None:
+            return read()
+        return self._pool.single_flight(("node-checks", self.address, node, index), read)
 
     def service_health(self, name: str) -> list[dict]:
         """Every instance of a service in the datacenter with its node and checks."""

@@ -85,7 +85,7 @@ class HealthReporter:
         self._base_dir = base_dir
         self._is_alive = is_alive
         self._stop = stop
-        self._threads = [threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)]
+        self._threads = [threading.Thread(target=self._heartbeat, name=heartbeat_check_id, daemon=True)]
         self._threads += [threading.Thread(target=self._script_loop, args=(check_id, check),
                                            name=f"check {check_id}", daemon=True)
                           for check_id, check in scripts.items()]

@@ -23,7 +23,7 @@ class HookRunner:
         self._cfg = cfg
         self._base_env = {"CONSULHA_SITE": site, "CONSULHA_GROUP": group}
         self._queue: queue.Queue[tuple[str, str, dict] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="hooks", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{group}/hooks", daemon=True)
 
     def start(self) -> None:
         self._thread.start()

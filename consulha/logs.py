@@ -37,12 +37,15 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(log_format: str = "text", level: int = logging.INFO,
-                  secrets: list[str] | None = None) -> None:
+                  secrets: list[str] | None = None, thread_names: bool = False) -> None:
+    """`thread_names`: name the thread in text lines too (a host of many groups: the agent's
+    threads carry their group's name)."""
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        thread = " [%(threadName)s]" if thread_names else ""
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)-7s{thread} %(name)s: %(message)s"))
     handler.addFilter(SecretMask(secrets or []))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -37,6 +37,11 @@ class ConsulDev:
         self._process: subprocess.Popen | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The Consul process (for CPU figures in the benchmarks), None when not running."""
+        return self._process.pid if self._process and self._process.poll() is None else None
+
+    @property
     def address(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 

@@ -6,6 +6,14 @@ import http.server
 import threading
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5. One toy behind 40 groups' checks (80 probes a
+    # second in bench/scale.py) overflowed it on a loaded machine: a dropped SYN is retried after
+    # 1 s, the check's timeout, so healthy services went critical and groups failed over.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class ToyService:
     """Serves GET /health on 127.0.0.1: 200 while `healthy`, 503 after `fail()`."""
 
@@ -26,8 +34,7 @@ class ToyService:
             def log_message(self, *args):
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/health"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from consulha.control import ControlKeys, read_history
-from lab.pair import SITE_VALUES, wait_until
+from lab.pair import wait_until
 from lab.site import http_service
 
 pytestmark = pytest.mark.integration
