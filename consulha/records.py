@@ -23,9 +23,10 @@ def iso_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _json_object(entry: KvEntry | None) -> dict | None:
+def _site_object(entry: KvEntry | None) -> dict | None:
+    """The entry's JSON object when it names a site (every record here does), else None."""
     data = entry.json() if entry is not None else None
-    return data if isinstance(data, dict) else None
+    return data if isinstance(data, dict) and isinstance(data.get("site"), str) else None
 
 
 def _int_or_none(value: object) -> int | None:
@@ -58,8 +59,8 @@ class LeaderRecord:
 
     @classmethod
     def decode(cls, entry: KvEntry | None) -> "LeaderRecord | None":
-        data = _json_object(entry)
-        if data is None or not isinstance(data.get("site"), str):
+        data = _site_object(entry)
+        if data is None:
             return None
         return cls(site=data["site"], address=data.get("address"), epoch=_int_or_none(data.get("epoch")),
                    session=data.get("session"), acquired_at=str(data.get("acquired_at") or ""),
@@ -103,8 +104,8 @@ class CandidateRecord:
 
     @classmethod
     def decode(cls, entry: KvEntry | None) -> "CandidateRecord | None":
-        data = _json_object(entry)
-        if data is None or not isinstance(data.get("site"), str):
+        data = _site_object(entry)
+        if data is None:
             return None
         return cls(site=data["site"], session=str(data.get("session") or ""),
                    address=data.get("address"), since=str(data.get("since") or ""))
@@ -130,8 +131,8 @@ class SiteReport:
 
     @classmethod
     def decode(cls, entry: KvEntry | None) -> "SiteReport | None":
-        data = _json_object(entry)
-        if data is None or not isinstance(data.get("site"), str):
+        data = _site_object(entry)
+        if data is None:
             return None
         return cls(site=data["site"], role=str(data.get("role") or "?"),
                    reason=str(data.get("reason") or ""), cause=data.get("cause"),
