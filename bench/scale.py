@@ -8,7 +8,9 @@ For each group count: site a leads every group, site b stands by; then
              and leadership changes (must be none);
   site loss  every site-a service fails at once (one toy HTTP endpoint behind all of them):
              time until each group's record names site b (DNS polled every 50 ms), and the
-             leadership changes per group until 3 s after the last (must be exactly one).
+             leadership changes per group until 3 s after the last (distinct site and epoch:
+             must be exactly one), and promotions per group (a self-fenced leader that resumes
+             at its epoch is promoted again without a change; their transitions are kept).
 Writes bench/results/scale.json (merged per layout) and bench/results/scale.png.
 
 Usage: bench/scale.py [--groups 1,10,25,40] [--steady-seconds 30 | --steady-minutes 10]
@@ -101,7 +103,7 @@ def site_loss(fleet: Fleet, consul: ConsulDev) -> dict:
     # Site b's groups already hold sessions and site a's wait for their checks to change: a
     # count far above the group count would mean somebody polls session creation.
     session_creations = consul_requests(consul.address, "PUT_v1_session_create") - session_creations
-    changes = {group: len(sites) for group, sites in fleet.promotions_since(fault).items()}
+    changes, promotions, kept = leaderships_since(fleet, fault)
     times = sorted(moved.values())
     return {
         "groups_moved": len(moved), "groups": len(fleet.groups),
@@ -110,9 +112,29 @@ def site_loss(fleet: Fleet, consul: ConsulDev) -> dict:
         "max_s": round(times[-1], 3) if len(times) == len(fleet.groups) else None,
         "leadership_changes_per_group": {"min": min(changes.values()), "max": max(changes.values())},
         "exactly_one_change_per_group": all(count == 1 for count in changes.values()),
+        # A leader that fenced itself on its lease and resumed at the same epoch is promoted
+        # twice without any change of leadership: counted apart, and every transition of a
+        # group that was promoted more than once is kept for the record.
+        "promotions_per_group": {"min": min(promotions.values()), "max": max(promotions.values())},
+        "transitions_of_groups_promoted_more_than_once": kept,
         "peak_connections_both_sites": peak_connections,
         "session_creations": session_creations,
     }
+
+
+def leaderships_since(fleet: Fleet, fault: float) -> tuple[dict, dict, dict]:
+    """Per group: leaderships begun after `fault` (distinct site and epoch: a change of
+    leadership), promotions (including resumes at the same epoch), and the transitions of
+    every group promoted more than once."""
+    after = [t for t in fleet.transitions() if t["monotonic"] >= fault and t.get("group")]
+    changes = {group: len({(t["site"], t["epoch"]) for t in after
+                           if t["group"] == group and t["role"] == "leader"}) for group in fleet.groups}
+    promotions = {group: len(sites) for group, sites in fleet.promotions_since(fault).items()}
+    kept = {group: [{key: t.get(key) for key in ("site", "old", "role", "epoch", "cause", "reason")}
+                    | {"after_fault_s": round(t["monotonic"] - fault, 3)}
+                    for t in after if t["group"] == group]
+            for group, count in promotions.items() if count > 1}
+    return changes, promotions, kept
 
 
 def refusals(fleet: Fleet, consul: ConsulDev) -> dict:
@@ -194,9 +216,9 @@ def plot(layouts: dict, out: Path) -> None:
 
 
 def table(report: dict) -> list[str]:
-    lines = ["| groups | processes/site | median | p90 | max | changes/group | agents' RSS, site a "
-             "| connections a+b | Consul req/s | Consul CPU | steady changes |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| groups | processes/site | median | p90 | max | changes/group | promotions/group "
+             "| agents' RSS, site a | connections a+b | Consul req/s | Consul CPU | steady changes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         if "failed" in r:
             lines.append(f"| {r['groups']} | failed: {r['failed']} ({r['agent_connection_errors']} "
@@ -204,10 +226,13 @@ def table(report: dict) -> list[str]:
             continue
         loss, st = r["site_loss"], r["steady"]
         changes = loss["leadership_changes_per_group"]
+        promoted = loss.get("promotions_per_group")  # rows from before it was counted lack it
+        promotions = f"{promoted['min']}..{promoted['max']}" if promoted else "-"
         fmt = lambda v: f"{v:.2f} s" if v is not None else "-"  # noqa: E731
         lines.append(f"| {r['groups']} | {r['agent_processes_per_site']} | {fmt(loss['median_s'])} | "
                      f"{fmt(loss['p90_s'])} | {fmt(loss['max_s'])} | "
-                     f"{changes['min']}..{changes['max']} | {st['peak']['a_rss_mib']:.0f} MiB | "
+                     f"{changes['min']}..{changes['max']} | {promotions} | "
+                     f"{st['peak']['a_rss_mib']:.0f} MiB | "
                      f"{st['peak']['a_connections'] + st['peak']['b_connections']:.0f} | "
                      f"{st['consul_requests_per_s']:.0f} | {st['consul_cpu_percent']:.0f} % | "
                      f"{st['leadership_changes']} in {st['seconds']:.0f} s |")

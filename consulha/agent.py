@@ -10,7 +10,8 @@ One pass of the main loop is observe -> decide -> act:
 Threads besides the main loop:
     watchdog    self-fencing: demotes on our own clock when the lease runs out
     dns         consulha.publisher: publishes and re-checks DNS while we lead (fenced by epoch)
-    heartbeat   keeps the agent's TTL check passing while the main loop makes progress
+    heartbeat   consulha.heartbeat: answers the local Consul agent's probes of our heartbeat
+                check (one server per process) while the main loop makes progress
     checks      one per script check, pushing results to TTL checks
     hooks       on_promote / on_demote commands
 """
@@ -35,7 +36,8 @@ from consulha.control import ControlKeys, put_request
 from consulha.decide import Act, Decision, Policy, Snapshot, decide
 from consulha.dns import DnsProvider, make_provider
 from consulha.election import Election, Lease, Role, Transition
-from consulha.health import HealthReporter
+from consulha.health import ScriptChecks
+from consulha.heartbeat import HeartbeatServer
 from consulha.hooks import HookRunner
 from consulha.keys import Keys
 from consulha.localtruth import explain_blind_catalog
@@ -59,9 +61,9 @@ class Agent:
     def __init__(self, cfg: Config, store: ConsulStore | None = None,
                  dns: DnsProvider | None = None, transitions_file: str | None = None,
                  clock: Callable[[], float] = time.monotonic, pool: HttpPool | None = None,
-                 shared_watch: SharedWatch | None = None):
-        """`pool`, `shared_watch`: HTTP connections and the watch of our keys, shared with the
-        other groups of this process (consulha.host)."""
+                 shared_watch: SharedWatch | None = None, heartbeat: HeartbeatServer | None = None):
+        """`pool`, `shared_watch`, `heartbeat`: HTTP connections, the watch of our keys and the
+        heartbeat endpoint, shared with the other groups of this process (consulha.host)."""
         self.cfg = cfg
         self.keys = Keys(cfg)
         self.timing = Timing.of(cfg.session)
@@ -79,13 +81,15 @@ class Agent:
         self.control_keys = ControlKeys(cfg.key_prefix)
         self.stop_event = threading.Event()
         # The heartbeat outlives stop_event until the session is gone: the main loop may still
-        # sit in a blocking read, and a heartbeat that lapsed meanwhile would invalidate the
+        # sit in a blocking read, and a heartbeat that failed meanwhile would invalidate the
         # session (lock-delay on its keys) before the graceful release.
-        self._health_stop = threading.Event()
+        self._owns_heartbeat = heartbeat is None
+        self.heartbeat = heartbeat or HeartbeatServer(cfg.session.heartbeat_address)
+        self._scripts_stop = threading.Event()
         self._last_tick = clock()
         self._published: SiteReport | None = None
         self._node_name: str | None = None  # of the local Consul agent, read when first needed
-        self.registrar = Registrar(cfg, self.keys, self.store)
+        self.registrar = Registrar(cfg, self.keys, self.store, self.heartbeat.url)
         watch_store = self._counted(ConsulStore(cfg.consul, self.timing.request_timeout,
                                                 max_wait=WATCH_WAIT, pool=pool))
         self.watch = PrefixWatch(watch_store, cfg.key_prefix, self.control_keys, self.keys.candidates, clock)
@@ -105,12 +109,9 @@ class Agent:
         if transitions_file:
             self.election.subscribe(TransitionRecorder(transitions_file, cfg.site, cfg.group))
         scripts = {self.keys.check_id(s.name): s.check for s in cfg.services if s.check.kind == "script"}
-        self.health = HealthReporter(
+        self.scripts = ScriptChecks(
             self._counted(ConsulStore(cfg.consul, self.timing.request_timeout, pool=pool)),
-            self.keys.heartbeat_check_id, cfg.session.heartbeat_ttl, scripts, Path(cfg.path).parent,
-            is_alive=self._making_progress,
-            stop=self._health_stop,
-        )
+            scripts, Path(cfg.path).parent, stop=self._scripts_stop)
 
     def _counted(self, store: ConsulStore) -> ConsulStore:
         """Every thread's requests count in consulha_consul_requests_total, not the loop's alone."""
@@ -129,6 +130,8 @@ class Agent:
                  self.timing.renew)
         self.hooks.start()
         self.metrics_server.start()
+        self.heartbeat.start()
+        self.heartbeat.vouch(self.keys.heartbeat_check_id, self._making_progress)
         # Thread names carry the group: one process may serve many (consulha.host).
         group = self.cfg.group
         threads = [threading.Thread(target=self._watchdog, name=f"{group}/watchdog", daemon=True),
@@ -140,7 +143,7 @@ class Agent:
             # Not joined on stop: it may sit in a blocking read for a minute and holds nothing.
             threading.Thread(target=self.watch.run, args=(self.stop_event,), name=f"{group}/watch",
                              daemon=True).start()
-        health_started = False
+        scripts_started = False
         # Short cap: a leader or a standby with a live session must renew within the session TTL,
         # and one request a second is no load for a Consul that is down.
         backoff = Backoff(cap=1.0)
@@ -151,9 +154,9 @@ class Agent:
             try:
                 if not self.registrar.registered:
                     self.registrar.register(leading=False)
-                    if not health_started:
-                        self.health.start()
-                        health_started = True
+                    if not scripts_started:
+                        self.scripts.start()
+                        scripts_started = True
                 self._pass()
                 systemd.cycle_completed(f"{self.election.role.value}, epoch {self.election.epoch}")
                 backoff.reset()
@@ -170,11 +173,11 @@ class Agent:
         systemd.stopping()
         self._shutdown()
         self.metrics_server.stop()
-        self._health_stop.set()
+        self._stop_vouching()
         for thread in threads:
             thread.join(2)
-        if health_started:
-            self.health.join(2)
+        if scripts_started:
+            self.scripts.join(2)
         return 0
 
     def stop(self) -> None:
@@ -185,8 +188,15 @@ class Agent:
         """After `run` crashed: stop every thread, the heartbeat too, and clean nothing up, as
         if the process had died (a host of many groups restarts that group alone; a heartbeat
         left running would keep vouching for the dead loop, or fight the restarted one's)."""
-        self._health_stop.set()
+        self._stop_vouching()
         self.stop()
+
+    def _stop_vouching(self) -> None:
+        """Our heartbeat check fails from the next probes on; script checks stop pushing."""
+        self._scripts_stop.set()
+        self.heartbeat.withdraw(self.keys.heartbeat_check_id)
+        if self._owns_heartbeat:
+            self.heartbeat.stop()
 
     def _shutdown(self) -> None:
         stop = Reason(Cause.GRACEFUL_STOP, "graceful stop")

@@ -286,9 +286,10 @@ class ConsulStore:
     def deregister_service(self, service_id: str) -> None:
         self._call(self._fast.agent.service.deregister, service_id)
 
-    def register_ttl_check(self, check_id: str, name: str, ttl: float, notes: str) -> None:
+    def register_check(self, check_id: str, name: str, definition: dict[str, Any], notes: str) -> None:
+        """Register (or replace) a node-level check; `definition` as in Consul's check API."""
         self._call(self._fast.agent.check.register, name, check_id=check_id, notes=notes,
-                   check={"TTL": _seconds(ttl), "Status": "passing"})
+                   check=definition)
 
     def deregister_check(self, check_id: str) -> None:
         self._call(self._fast.agent.check.deregister, check_id)

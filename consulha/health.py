@@ -1,4 +1,4 @@
-"""What the agent itself reports to Consul: its heartbeat and the results of script checks.
+"""The results of script checks, which the agent runs and reports to Consul itself.
 
 Script checks run here, never as Consul script checks (those need `enable_script_checks`, a
 remote-code-execution risk). Each result is pushed to the service's TTL check: exit 0 is
@@ -15,7 +15,6 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 from consulha.config import CheckConfig
 from consulha.consul_store import ConsulRefused, ConsulStore, ConsulUnavailable
@@ -67,28 +66,17 @@ class Debounce:
         return self.reported
 
 
-class HealthReporter:
-    """Threads that keep the heartbeat TTL check and the script checks' TTLs fresh.
+class ScriptChecks:
+    """One thread per script check, each pushing its debounced results to the check's TTL."""
 
-    The heartbeat is refreshed every heartbeat_ttl/3 while `is_alive()` says the agent's main
-    loop is making progress; a stalled loop stops the heartbeat, so Consul invalidates the
-    session exactly as if the agent had died.
-    """
-
-    def __init__(self, store: ConsulStore, heartbeat_check_id: str, heartbeat_ttl: float,
-                 scripts: dict[str, CheckConfig], base_dir: Path, is_alive: Callable[[], bool],
+    def __init__(self, store: ConsulStore, scripts: dict[str, CheckConfig], base_dir: Path,
                  stop: threading.Event):
         self._store = store
-        self._heartbeat_check_id = heartbeat_check_id
-        self._heartbeat_ttl = heartbeat_ttl
-        self._scripts = scripts
         self._base_dir = base_dir
-        self._is_alive = is_alive
         self._stop = stop
-        self._threads = [threading.Thread(target=self._heartbeat, name=heartbeat_check_id, daemon=True)]
-        self._threads += [threading.Thread(target=self._script_loop, args=(check_id, check),
-                                           name=f"check {check_id}", daemon=True)
-                          for check_id, check in scripts.items()]
+        self._threads = [threading.Thread(target=self._script_loop, args=(check_id, check),
+                                          name=f"check {check_id}", daemon=True)
+                         for check_id, check in scripts.items()]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -105,14 +93,6 @@ class HealthReporter:
         except (ConsulUnavailable, ConsulRefused) as error:
             # Refused: the check is not registered (yet, or Consul lost it); the agent re-registers.
             log.debug("could not push %s for %s: %s", status, check_id, error)
-
-    def _heartbeat(self) -> None:
-        while not self._stop.is_set():
-            if self._is_alive():
-                self._push(self._heartbeat_check_id, "passing", "consulha agent alive")
-            else:
-                self._push(self._heartbeat_check_id, "critical", "consulha main loop stalled")
-            self._stop.wait(self._heartbeat_ttl / 3)
 
     def _script_loop(self, check_id: str, check: CheckConfig) -> None:
         debounce = Debounce(check.failures_before_critical, check.success_before_passing)

@@ -4,8 +4,9 @@ Every group keeps everything that makes it safe on its own: its session, lock, l
 epoch, DNS publisher, heartbeat check and watch, exactly as a single agent. What the groups
 share is what costs without protecting anything: the Python interpreter (about 45 MiB per
 process), the HTTP connections to the local Consul agent (`HttpPool`), which also lets the
-groups that wait for their node's checks to change share one blocking read, and one watch over
-the key prefix the groups have in common (`SharedWatch`) instead of one per group.
+groups that wait for their node's checks to change share one blocking read, one watch over
+the key prefix the groups have in common (`SharedWatch`) instead of one per group, and the
+endpoint that answers the heartbeat probes (each group still has its own heartbeat check).
 
 A group whose agent thread dies (a bug, not a Consul error: those are retried inside the
 agent) is logged and restarted after a pause; the other groups do not notice. The trade-off
@@ -20,6 +21,7 @@ import threading
 from consulha.agent import Agent
 from consulha.config import Config
 from consulha.consul_store import ConsulStore, HttpPool
+from consulha.heartbeat import HeartbeatServer
 from consulha.timing import Timing
 from consulha.watch import WATCH_WAIT, SharedWatch, common_prefix
 
@@ -35,6 +37,8 @@ class GroupHost:
         self.pool = HttpPool(groups=len(self.configs))
         self.stop_event = threading.Event()
         self.shared_watch = self._shared_watch()
+        self.heartbeats = {address: HeartbeatServer(address)
+                           for address in {cfg.session.heartbeat_address for cfg in self.configs}}
         self._agents: dict[str, Agent] = {}
         self._lock = threading.Lock()
 
@@ -61,10 +65,14 @@ class GroupHost:
             # Not joined: it may sit in a blocking read for a minute and holds nothing.
             threading.Thread(target=self.shared_watch.run, args=(self.stop_event,), name="watch",
                              daemon=True).start()
+        for server in self.heartbeats.values():
+            server.start()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        for server in self.heartbeats.values():
+            server.stop()
         return 0
 
     def stop(self) -> None:
@@ -79,7 +87,8 @@ class GroupHost:
             agent = None
             try:
                 agent = Agent(cfg, transitions_file=self._transitions_file, pool=self.pool,
-                              shared_watch=self.shared_watch)
+                              shared_watch=self.shared_watch,
+                              heartbeat=self.heartbeats[cfg.session.heartbeat_address])
                 with self._lock:
                     self._agents[cfg.group] = agent
                 if self.stop_event.is_set():  # stop() ran before this agent was registered

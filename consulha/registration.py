@@ -1,5 +1,5 @@
 """What this site shows the local Consul agent: its services (tagged with the site's role, for
-the UI), their checks, the agent's heartbeat check, and Consul's maintenance mode mirroring our
+the UI), their checks, the agent's heartbeat check (consulha.heartbeat), and Consul's maintenance mode mirroring our
 maintenance mark. Level-triggered: every pass, a restarted Consul agent that forgot us gets
 everything registered again."""
 
@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import logging
 
+from typing import Callable
+
 from consulha.config import CheckConfig, Config
 from consulha.consul_store import ConsulStore
 from consulha.control import MaintenanceMark
 from consulha.health import script_ttl
+from consulha.heartbeat import heartbeat_check
 from consulha.keys import Keys
 
 log = logging.getLogger("consulha.agent")
@@ -27,8 +30,11 @@ def consul_check(check: CheckConfig) -> dict:
 
 
 class Registrar:
-    def __init__(self, cfg: Config, keys: Keys, store: ConsulStore):
+    def __init__(self, cfg: Config, keys: Keys, store: ConsulStore,
+                 heartbeat_url: Callable[[str], str]):
+        """`heartbeat_url`: where the local Consul agent probes a heartbeat check id."""
         self.cfg = cfg
+        self._heartbeat_url = heartbeat_url
         self.keys = keys
         self.store = store
         self.registered = False
@@ -36,9 +42,11 @@ class Registrar:
         self._maintenance_applied: bool | None = None
 
     def register(self, leading: bool) -> None:
-        self.store.register_ttl_check(self.keys.heartbeat_check_id,
-                                      f"consulha heartbeat {self.cfg.group}/{self.cfg.site}",
-                                      self.cfg.session.heartbeat_ttl, "consulha agent heartbeat")
+        check_id = self.keys.heartbeat_check_id
+        self.store.register_check(check_id, f"consulha heartbeat {self.cfg.group}/{self.cfg.site}",
+                                  heartbeat_check(self._heartbeat_url(check_id),
+                                                  self.cfg.session.heartbeat_ttl),
+                                  "consulha agent heartbeat: Consul probes the agent")
         self._tag(leading, force=True)
         self.registered = True
 

@@ -185,6 +185,10 @@ ERROR_CASES = {
         "  heartbeat_ttl: 3s\n", "  heartbeat_ttl: 3s\n  node_checks: [serfHealth, serfHealth]  # <-\n",
         "session.node_checks", "lists a check twice",
     ),
+    "heartbeat address not an IP": (
+        "  heartbeat_ttl: 3s\n", "  heartbeat_ttl: 3s\n  heartbeat_address: localhost  # <-\n",
+        "session.heartbeat_address", "'localhost' is not an IP address",
+    ),
     "node checks not a list": (
         "  heartbeat_ttl: 3s\n", "  heartbeat_ttl: 3s\n  node_checks: serfHealth  # <-\n",
         "session.node_checks", "expected a list",
@@ -454,3 +458,11 @@ def test_node_checks_default_to_serf_health_and_may_be_empty(tmp_path, text, che
     keys = Keys(config)
     assert keys.session_checks[:len(checks)] == list(checks)
     assert not any(check.startswith("service:") for check in keys.paused_session_checks)
+
+
+def test_validate_names_a_heartbeat_address_this_host_cannot_listen_on(tmp_path):
+    text = edited("  heartbeat_ttl: 3s\n", "  heartbeat_ttl: 3s\n  heartbeat_address: 192.0.2.1\n")
+    path = write_config(tmp_path, text)
+    assert load_config(path).session.heartbeat_address == "192.0.2.1"  # the agent's own host may have it
+    with pytest.raises(ConfigError, match="session.heartbeat_address: cannot listen on 192.0.2.1"):
+        load_config(path, check_listen=True)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def store(consul_server):
     store = ConsulStore(ConsulConfig(address=consul_server.address))
-    store.register_ttl_check("heartbeat", "heartbeat", 30, "test")
+    store.register_check("heartbeat", "heartbeat", {"TTL": "30s", "Status": "passing"}, "test")
     return store
 
 

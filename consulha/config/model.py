@@ -47,6 +47,8 @@ class SessionConfig:
     ttl: float = 10.0
     lock_delay: float = 1.0
     heartbeat_ttl: float = 3.0
+    # Where this process answers the local Consul agent's heartbeat probes (any free port).
+    heartbeat_address: str = "127.0.0.1"
     # Node-level checks the session is tied to besides the service checks and the heartbeat.
     node_checks: tuple[str, ...] = ("serfHealth",)
 

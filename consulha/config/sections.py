@@ -34,7 +34,9 @@ def load_config(path: str | os.PathLike, check_listen: bool = False) -> Config:
     key_prefix = top.get("key_prefix", values.key_prefix, f"consulha/{group}")
     sections = dict(
         consul=_consul(top.section("consul", ("address", "token", "token_file", "ca_file", "cert_file", "key_file"))),
-        session=_session(top.section("session", ("ttl", "lock_delay", "heartbeat_ttl", "node_checks"))),
+        session=_session(top.section("session", ("ttl", "lock_delay", "heartbeat_ttl",
+                                                        "heartbeat_address", "node_checks")),
+                          check_listen),
         services=_services(top),
         dns=_dns(top.section("dns", _DNS_KEYS, required=True)),
         hooks=_hooks(top.section("hooks", ("on_promote", "on_demote", "timeout"))),
@@ -67,15 +69,21 @@ def _consul(consul: Mapping) -> ConsulConfig:
     return ConsulConfig(address=address, token=token, **tls_files)
 
 
-def _session(session: Mapping) -> SessionConfig:
+def _session(session: Mapping, check_listen: bool) -> SessionConfig:
     ttl = session.get("ttl", values.duration(10, 86400), SessionConfig.ttl)
     lock_delay = session.get("lock_delay", values.lock_delay, SessionConfig.lock_delay)
     heartbeat_ttl = session.get("heartbeat_ttl", values.duration(1, 86400), SessionConfig.heartbeat_ttl)
     if heartbeat_ttl > ttl:
         message = f"must not exceed session.ttl ({format_duration(ttl)}), got {format_duration(heartbeat_ttl)}"
         raise session.error("heartbeat_ttl", message)
+    address = session.get("heartbeat_address", values.ip_address, SessionConfig.heartbeat_address)
+    if check_listen:
+        from consulha.heartbeat import bind_problem
+        problem = bind_problem(address)
+        if problem:
+            raise session.error("heartbeat_address", problem)
     config = SessionConfig(ttl=ttl, lock_delay=lock_delay, heartbeat_ttl=heartbeat_ttl,
-                           node_checks=_node_checks(session))
+                           heartbeat_address=address, node_checks=_node_checks(session))
     # Imported here: consulha.timing imports the model, which imports this package first.
     from consulha.timing import Timing
     try:

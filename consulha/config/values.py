@@ -162,6 +162,13 @@ def host_port(default_port: int | None) -> Callable[[Any], tuple[str, int]]:
     return convert
 
 
+def ip_address(value: Any) -> str:
+    text = as_text(value)
+    if not _is_ip(text):
+        raise ValueError(f"{text!r} is not an IP address")
+    return text
+
+
 def _is_ip(text: str, version: int | None = None) -> bool:
     try:
         address = ipaddress.ip_address(text)
