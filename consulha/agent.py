@@ -352,7 +352,7 @@ class Agent:
         reason = self.election.reason
         report = SiteReport(site=self.cfg.site, role=self.election.role.value, reason=str(reason),
                             cause=reason.cause.value, epoch=self.election.epoch,
-                            dns=self.publisher.last)
+                            dns=self.publisher.last, dns_error=self.publisher.error)
         if report.same_as(self._published):
             return
         self.store.put(self.keys.site_status, report.encode())

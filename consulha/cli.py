@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 import consulha.cli_operator  # noqa: F401  (registers the operator commands on the app)
@@ -108,7 +109,7 @@ def validate(
     configs = groups.configs if groups else (load_or_exit(config, check_listen=True),)
     for cfg in configs:
         console.print(f"{cfg.path if groups else config}: valid (site {cfg.site}, group "
-                      f"{cfg.group}, {len(cfg.services)} services)", highlight=False)
+                      f"{cfg.group}, {len(cfg.services)} services)", highlight=False, soft_wrap=True)
         for warning in cfg.warnings if groups else ():  # _load printed a single file's
             errors.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if groups and groups.errors:
@@ -127,7 +128,7 @@ def validate(
             console.print(f"{cfg.path}:", highlight=False)
         for name, ok, detail in results:
             mark = "[green]ok[/]" if ok else "[red]FAILED[/]"
-            console.print(f"  {name}: {mark} {detail}", highlight=False)
+            console.print(f"  {name}: {mark} {escape(detail)}", highlight=False, soft_wrap=True)
     raise typer.Exit(0 if all_ok else 1)
 
 
@@ -191,6 +192,8 @@ def render_status(data: dict) -> None:
         report = data["sites"].get(site, {})
         dns = report.get("dns") or {}
         written = f"epoch {dns['epoch']}, converged in {dns['converged_s']}s" if dns else ""
+        if report.get("dns_error"):
+            written = f"[red]failing: {escape(report['dns_error'])}[/]"
         sites.add_row(site, "yes" if site in candidate_sites else "no", report.get("role", "?"),
                       report.get("reason", ""), written)
     console.print(sites)
@@ -208,7 +211,9 @@ def render_status(data: dict) -> None:
         matches = dns["servers"][server]["converged"]  # every record and the fence epoch, not only the first
         answers.add_row(server, text or "(none)", "[green]yes[/]" if matches else "[red]no[/]")
     console.print(answers)
-    console.print(f"fence epoch in DNS: {dns['fence_epoch']}; converged: "
+    # A primary that cannot be read is the error line below, once.
+    fence = "unread" if isinstance(dns["fence_epoch"], str) else dns["fence_epoch"]
+    console.print(f"fence epoch in DNS: {fence}; converged: "
                   f"{'[green]yes[/]' if dns['converged'] else '[red]no[/]'}", highlight=False)
     if data.get("handover"):
         request = data["handover"]
@@ -219,7 +224,7 @@ def render_status(data: dict) -> None:
         console.print(f"[yellow]maintenance[/]: site {site} by {mark.get('by')}: "
                       f"{mark.get('reason') or 'no reason given'}", highlight=False)
     for error in data["errors"]:
-        console.print(f"[red]error:[/] {error}", highlight=False)
+        console.print(f"[red]error:[/] {escape(error)}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from consulha.config import Config, ConfigError, load_config
 
@@ -42,7 +43,9 @@ def one_line_errors(command):
         try:
             return command(*args, **kwargs)
         except (ConsulUnavailable, ConsulRefused, DnsError) as error:
-            errors.print(f"[red]error:[/] {command.__name__}: {error}", highlight=False)
+            # soft_wrap: one line in a log or a pipe too, however narrow the terminal.
+            errors.print(f"[red]error:[/] {command.__name__}: {escape(str(error))}", highlight=False,
+                         soft_wrap=True)
             raise typer.Exit(1)
     return run
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from consulha.cli_app import (ConfigOption, DryRunOption, app, console, errors, load_or_exit,
@@ -45,7 +46,8 @@ def _finish(outcome, as_json: bool) -> None:
         print(json.dumps(outcome_json(outcome), indent=2, sort_keys=True))
     else:
         colour = "green" if outcome.ok else "red"
-        console.print(f"[{colour}]{outcome.message}[/]", highlight=False)
+        # soft_wrap: the outcome is one line in a log or a pipe, however narrow the terminal.
+        console.print(f"[{colour}]{escape(outcome.message)}[/]", highlight=False, soft_wrap=True)
     raise typer.Exit(0 if outcome.ok else 1)
 
 

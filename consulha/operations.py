@@ -19,9 +19,10 @@ from consulha.consul_store import ConsulStore
 from consulha.control import (ControlKeys, HandoverRequest, MaintenanceMark, OperatorEvent,
                               PauseMark, append_history, clear_request, operator, put_request,
                               read_control, read_history)
-from consulha.dns import DnsProvider
+from consulha.dns import DnsProvider, ServerView
+from consulha.dns.wire import canonical
 from consulha.keys import Keys
-from consulha.records import CandidateRecord, LeaderKey, LeaderRecord
+from consulha.records import LeaderKey, LeaderRecord, SiteReport
 from consulha.status import read_peers
 from consulha.targets import choose_target
 
@@ -49,11 +50,6 @@ class Operations:
         _, entry = self.store.get(self.keys.leader)
         leader = LeaderKey.of(entry)
         return leader.record if leader.held else None
-
-    def candidates(self) -> dict[str, CandidateRecord | None]:
-        _, entries = self.store.get_prefix(self.keys.candidates)
-        return {e.key.removeprefix(self.keys.candidates): CandidateRecord.decode(e)
-                for e in entries if e.session}
 
     def _check_target(self, target: str | None, leader_site: str) -> tuple[str | None, str]:
         """The site to hand over to, or None and the reason it cannot be done."""
@@ -133,31 +129,63 @@ class Operations:
 
     def _wait_for(self, target: str, old_epoch: int, started: float, timeout: float,
                   data: dict) -> Outcome:
-        """Until `target` leads with a newer epoch and every verify server answers it."""
-        candidate = self.candidates().get(target)
-        address = candidate.address if candidate else None
+        """Until `target` leads with a newer epoch and every verify server answers it. When it
+        leads but DNS does not follow in time, say so: the lock moved, only DNS is unverified."""
         deadline = started + timeout
+        moved: LeaderRecord | None = None
+        unverified: dict[str, str] = {}
         while time.monotonic() < deadline:
             leader = self.leader()
             if leader and leader.site == target and (leader.epoch or 0) > old_epoch:
-                answers = self.dns.answers()
-                if all(v == (address,) for v in answers.values()):
+                moved = leader
+                views, unverified = self._dns_unverified(leader)
+                data["dns"] = {server: view.values[self._first] for server, view in views.items()}
+                if not unverified:
                     took = time.monotonic() - started
-                    data.update(epoch=leader.epoch, seconds=round(took, 3),
-                                dns={k: list(v) for k, v in answers.items()})
+                    data.update(epoch=leader.epoch, seconds=round(took, 3))
                     return Outcome(True, f"site {target} leads (epoch {leader.epoch}); DNS "
-                                         f"answers {address} on every verify server after "
+                                         f"answers {leader.address} on every verify server after "
                                          f"{took:.3f}s", data)
             request = read_control(self.store, self.control_keys).handover
             if request and request.state == "refused":
                 clear_request(self.store, self.control_keys, request)
                 return Outcome(False, f"refused by the leader: {request.reason}", data)
             time.sleep(self.poll)
+        if moved is not None:
+            # The request is done (the new leader took the lock): nothing to withdraw.
+            data.update(epoch=moved.epoch, dns_unverified=unverified)
+            report = SiteReport.decode(self.store.get(self.keys.sites + target)[1])
+            failing = (f"; site {target}'s DNS update fails: {report.dns_error}"
+                       if report and report.dns_error else "")
+            return Outcome(False, f"site {target} leads (epoch {moved.epoch}), but DNS could not be "
+                                  f"verified within {timeout:g}s: "
+                                  f"{'; '.join(f'{s}: {why}' for s, why in unverified.items())}"
+                                  f"{failing}", data)
         request = read_control(self.store, self.control_keys).handover
         if request and request.to == target:
             clear_request(self.store, self.control_keys, request)
         return Outcome(False, f"timed out after {timeout:g}s: site {target} did not take over "
                               f"(the request was withdrawn)", data)
+
+    @property
+    def _first(self) -> tuple[str, str]:
+        """The first record, whose value is the site's address (leader.address)."""
+        return self.cfg.dns.records[0].name, self.cfg.dns.records[0].type
+
+    def _dns_unverified(self, leader: LeaderRecord) -> tuple[dict[str, ServerView], dict[str, str]]:
+        """Every verify server's view, and why each one that does not yet answer `leader` has
+        not. The other records' values are the leader's config, not ours: where fences are
+        read, each zone's fence at the leader's epoch proves its records moved with it (one
+        update per zone); the command provider has no fence to read, so only the first record."""
+        address = leader.address or ""
+        try:
+            address = canonical(self._first[1], address)
+        except ValueError:
+            pass  # compared as written: it never matches, and the mismatch names it
+        wanted = {self._first: (address,)}
+        views = self.dns.verifier.views()
+        return views, {server: view.mismatch(wanted, leader.epoch) for server, view in views.items()
+                       if not view.converged(wanted, leader.epoch)}
 
     def maintenance(self, site: str, on: bool, reason: str | None, force: bool,
                     timeout: float, dry_run: bool = False) -> Outcome:

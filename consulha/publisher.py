@@ -43,6 +43,9 @@ class DnsPublisher:
         self._converge_limit = converge_limit
         self._wakeup = threading.Event()
         self.last: dict | None = None  # epoch, time and convergence (overall and per server) of our last write
+        # Why our last update failed, while it keeps failing: the site report carries it, so an
+        # operator's handover can say why DNS did not move (e.g. BADSIG), not only that it did not.
+        self.error: str | None = None
         self._verified_epoch: int | None = None  # every verify server answered us at this epoch
         self._server_converged: dict[str, float] = {}  # server -> seconds after the write it first answered
 
@@ -63,7 +66,7 @@ class DnsPublisher:
             self._wakeup.clear()
             wait = self.cfg.reconcile_interval
             if stop.is_set() or not self.election.is_leader():
-                written = self._verified_epoch = None
+                written = self._verified_epoch = self.error = None
                 continue
             epoch = self.election.epoch
             try:
@@ -77,10 +80,12 @@ class DnsPublisher:
                 continue
             except DnsError as error:
                 self.metrics.dns_update("failed")
+                self.error = str(error)
                 wait = backoff.next()
                 log.warning("DNS update failed (%s); retrying in %.1fs", error, wait)
                 continue
             backoff.reset()
+            self.error = None
             if result.changed:
                 log.info("DNS written with epoch %d, zones %s: %s (was epoch %s: %s)", epoch,
                          ", ".join(result.written), describe_records(self.provider.wanted), result.before.epoch,

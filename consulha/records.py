@@ -120,6 +120,7 @@ class SiteReport:
     cause: str | None = None
     epoch: int | None = None
     dns: dict | None = None
+    dns_error: str | None = None  # why this leader's DNS update keeps failing, None once it succeeds
     updated_at: str = ""
 
     def encode(self) -> bytes:
@@ -137,4 +138,5 @@ class SiteReport:
         return cls(site=data["site"], role=str(data.get("role") or "?"),
                    reason=str(data.get("reason") or ""), cause=data.get("cause"),
                    epoch=_int_or_none(data.get("epoch")), dns=data.get("dns"),
+                   dns_error=str(data["dns_error"]) if data.get("dns_error") else None,
                    updated_at=str(data.get("updated_at") or ""))

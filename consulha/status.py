@@ -64,6 +64,8 @@ def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str
         status.setdefault("maintenance", {})
         status.setdefault("pause", None)
     status["dns"] = dns_status(dns, status["leader"])
+    if status["dns"]["error"]:
+        status["errors"].append(f"dns: {status['dns']['error']}")
     status["ok"] = bool(status["leader"].get("site")) and status["dns"]["converged"]
     return status
 
@@ -116,9 +118,9 @@ def dns_status(dns: DnsProvider, leader: dict[str, Any]) -> dict[str, Any]:
     try:
         state = dns.read_state()
     except DnsError as error:
-        state, fence_epoch = None, f"error: {error}"
+        state, fence_epoch, failure = None, f"error: {error}", str(error)
     else:
-        fence_epoch = state.epoch
+        fence_epoch, failure = state.epoch, None
     primary_done = (state is not None and expected is not None and state.values[first] == (expected,)
                     and (not dns.cfg.fencing or state.epoch == epoch))
     servers = {server: {**view.as_json(), "converged": primary_done and view.converged(state.values, epoch)}
@@ -128,7 +130,7 @@ def dns_status(dns: DnsProvider, leader: dict[str, Any]) -> dict[str, Any]:
                         for server, v in ((server, view.values[first]) for server, view in views.items())},
             "servers": servers, "primary": _primary(state),
             "converged": primary_done and all(server["converged"] for server in servers.values()),
-            "fence_epoch": fence_epoch}
+            "fence_epoch": fence_epoch, "error": failure}
 
 
 def _primary(state: DnsState | None) -> dict[str, Any] | None:

@@ -35,6 +35,8 @@ class DnsServerProcess:
     Subclasses set `zones` (every zone it must serve before it counts as started), write their
     files in `_write_files` and give their command line in `_command`."""
 
+    refused_zones: tuple[str, ...] = ()  # loaded, but refused to everybody: never "answers"
+
     def __init__(self, workdir: str | Path, zone: str, port: int | None) -> None:
         self.workdir = Path(workdir).resolve()
         self.zone = absolute(zone)
@@ -92,8 +94,9 @@ class DnsServerProcess:
         raise NotImplementedError
 
     def _answers_soa(self) -> bool:
-        """Whether it serves every zone (a secondary: has transferred every zone)."""
-        for zone in self.zones:
+        """Whether it serves every zone (a secondary: has transferred every zone) but those it
+        refuses on purpose."""
+        for zone in set(self.zones) - set(self.refused_zones):
             query = dns.message.make_query(zone, "SOA")
             try:
                 # TCP, because a closed port refuses at once where UDP would wait out a timeout.

@@ -39,14 +39,18 @@ class NamedServer(DnsServerProcess):
         extra_keys: dict[str, str] | None = None,
         extra_zones: tuple[str, ...] = (),
         notify_ports: tuple[int, ...] = (),
+        refused_zones: tuple[str, ...] = (),
     ) -> None:
         """`records` may lie in `zone` or any of `extra_zones`; each is granted in its zone.
-        After each change, NOTIFY goes at once to the secondaries on 127.0.0.1:`notify_ports`."""
+        After each change, NOTIFY goes at once to the secondaries on 127.0.0.1:`notify_ports`.
+        `refused_zones` (among `extra_zones`) are loaded but every query and update for them is
+        REFUSED, as by a server whose ACLs leave the client out."""
         super().__init__(workdir, zone, port)
         self.zones = (self.zone, *(_absolute(z) for z in extra_zones))
         self.conf_path = self.workdir / "named.conf"
         self.log_path = self.workdir / "named.log"
         self.notify_ports = tuple(notify_ports)
+        self.refused_zones = tuple(_absolute(z) for z in refused_zones)
         self.records = tuple(_absolute(r) for r in records)
         self.key_name = key_name
         self.secret = random_secret()
@@ -102,6 +106,9 @@ class NamedServer(DnsServerProcess):
         )
 
     def _zone_clause(self, zone: str) -> str:
+        if zone in self.refused_zones:
+            return (f'zone "{zone}" {{\n    type master;\n    file "{self.zone_path_of(zone)}";\n'
+                    "    allow-query { none; };\n    allow-update { none; };\n};\n")
         grants = "".join(
             f"        grant {self.key_name} name {record} A AAAA CNAME;\n"
             f"        grant {self.key_name} name _consulha.{record} TXT;\n"

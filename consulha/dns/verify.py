@@ -15,7 +15,7 @@ from consulha.config import DnsConfig
 from consulha.dns.protocol import parse_epoch
 from consulha.dns.wire import Server, ask, where
 
-Answer = tuple[str, ...] | str  # rdata texts, or an error such as "timeout" or "REFUSED"
+Answer = tuple[str, ...] | str  # rdata texts, or an error: "no answer within 2s", "REFUSED", "error: ..."
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,19 @@ class ServerView:
         return (all(self.values.get(key) == value for key, value in wanted.items())
                 and all(stored == epoch for stored in self.epochs.values()))
 
-    def describe(self) -> str:
-        """ "app.example.test. A 192.0.2.1, epoch 5, serial 7" (or the failure) for a log line."""
+    def mismatch(self, wanted: dict[tuple[str, str], tuple[str, ...]], epoch: int | None) -> str:
+        """What keeps the server from having converged, "" when it has: its failure, or each
+        record and fence that differs ("app.example.test. A 192.0.2.1, want 192.0.2.2")."""
         if self.failure:
             return self.failure
+        wrong = [f"{name} {rtype} {_text(self.values.get((name, rtype), 'not asked'))}, want {','.join(value)}"
+                 for (name, rtype), value in wanted.items() if self.values.get((name, rtype)) != value]
+        wrong += [f"{fence} {stored if isinstance(stored, str) else f'epoch {stored}'}, want epoch {epoch}"
+                  for fence, stored in self.epochs.items() if stored != epoch]
+        return "; ".join(wrong)
+
+    def describe(self) -> str:
+        """ "app.example.test. A 192.0.2.1, epoch 5, serial 7" for a log line."""
         parts = [f"{name} {rtype} {_text(answer)}" for (name, rtype), answer in self.values.items()]
         parts += [f"epoch {epoch}" for epoch in self.epochs.values()]
         parts += [f"serial {serial}" for serial in self.serials.values()]
@@ -83,7 +92,9 @@ class Verifier:
             if failed:
                 return failed
             answer = ask(server, name, rdtype, self.timeout)
-            if answer == "timeout" or (isinstance(answer, str) and answer.startswith("error:")):
+            if answer == "timeout":
+                answer = f"no answer within {self.timeout:g}s"
+            if isinstance(answer, str) and answer.startswith(("no answer", "error:")):
                 failed = answer
             return answer
 
@@ -101,8 +112,9 @@ class Verifier:
 
 
 def describe_laggards(laggards: dict[str, ServerView]) -> str:
-    """ "host:port answered X; ..." for a log line or an error message."""
-    return "; ".join(f"{server} answered {view.describe()}" for server, view in laggards.items())
+    """ "host:port answered X; host:port: no answer within 2s" for a log line or an error message."""
+    return "; ".join(f"{server}: {view.failure}" if view.failure else f"{server} answered {view.describe()}"
+                     for server, view in laggards.items())
 
 
 def _text(answer: Answer) -> str:
