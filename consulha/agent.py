@@ -46,7 +46,7 @@ from consulha.publisher import DnsPublisher
 from consulha.reasons import Cause, Reason
 from consulha.records import SiteReport
 from consulha.registration import Registrar
-from consulha.sdnotify import LoopNotifier
+from consulha.sdnotify import GroupNotifier, LoopNotifier
 from consulha.timing import Timing
 from consulha.watch import WATCH_WAIT, PrefixWatch, SharedWatch
 
@@ -59,9 +59,10 @@ class Agent:
     def __init__(self, cfg: Config, store: ConsulStore | None = None,
                  dns: DnsProvider | None = None, transitions_file: str | None = None,
                  clock: Callable[[], float] = time.monotonic, pool: HttpPool | None = None,
-                 shared_watch: SharedWatch | None = None):
+                 shared_watch: SharedWatch | None = None, systemd: LoopNotifier | GroupNotifier | None = None):
         """`pool`, `shared_watch`: HTTP connections and the watch of our keys, shared with the
-        other groups of this process (consulha.host)."""
+        other groups of this process (consulha.host); `systemd`: what the loop tells systemd
+        (in a host of many groups, the host's notifier: consulha.sdnotify.HostNotifier)."""
         self.cfg = cfg
         self.keys = Keys(cfg)
         self.timing = Timing.of(cfg.session)
@@ -90,6 +91,7 @@ class Agent:
                                                 max_wait=WATCH_WAIT, pool=pool))
         self.watch = PrefixWatch(watch_store, cfg.key_prefix, self.control_keys, self.keys.candidates, clock)
         self._shared_watch = shared_watch
+        self._systemd = systemd
         if shared_watch is not None:
             shared_watch.add(self.watch)  # its one read over every group's keys feeds our watch
         self.observer = Observer(self.store, self.keys, self.control_keys, self.timing,
@@ -144,7 +146,7 @@ class Agent:
         # Short cap: a leader or a standby with a live session must renew within the session TTL,
         # and one request a second is no load for a Consul that is down.
         backoff = Backoff(cap=1.0)
-        systemd = LoopNotifier()  # Type=notify + WatchdogSec: fed by the same tick as the heartbeat
+        systemd = self._systemd or LoopNotifier()  # Type=notify + WatchdogSec: fed by the same tick as the heartbeat
         while not self.stop_event.is_set():
             self._last_tick = self._clock()
             systemd.alive()

@@ -140,8 +140,8 @@ class ScriptedAgent:
     """Stands in for consulha.agent.Agent in GroupHost: the first run of group g1 crashes."""
     runs: list["ScriptedAgent"] = []
 
-    def __init__(self, cfg, transitions_file=None, pool=None, shared_watch=None):
-        self.cfg, self.pool, self.abandoned = cfg, pool, False
+    def __init__(self, cfg, transitions_file=None, pool=None, shared_watch=None, systemd=None):
+        self.cfg, self.pool, self.abandoned, self.systemd = cfg, pool, False, systemd
         self._stopped = threading.Event()
 
     def run(self) -> int:
@@ -180,6 +180,9 @@ def test_a_crashed_group_is_abandoned_and_restarted_alone(tmp_path, monkeypatch)
     assert [r.abandoned for r in by_group["g1"]] == [True, False]
     assert [r.abandoned for r in by_group["g2"]] == [False]
     assert {id(r.pool) for r in ScriptedAgent.runs} == {id(served.pool)}
+    # systemd hears from the host's one notifier, each agent speaking for its own group
+    assert {(r.cfg.group, id(r.systemd.host)) for r in ScriptedAgent.runs} == {
+        ("g1", id(served.systemd)), ("g2", id(served.systemd))}
 
 
 @pytest.mark.parametrize("prefixes, shared", [
