@@ -237,31 +237,30 @@ def step9_two_groups(lab: Lab) -> dict:
     return {"two_groups_one_moves_dns_s": round(seconds, 2), "two_groups_other_unchanged": True}
 
 
-def _old_role(run_dir: Path) -> Path:
-    """A roles directory with the consulha role of one unit per group (before issue 12, commit
-    3daaafc) beside today's bind and consul roles."""
-    roles = run_dir / "old-roles"
-    subprocess.run(["rm", "-rf", str(roles)], check=True)
-    roles.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "3daaafc", "ansible/roles/consulha"],
+def _old_release(run_dir: Path) -> Path:
+    """site.yml of the release before issue 12 (commit 3daaafc), whose consulha role runs one
+    unit per group. Its own roles/ beside it: Ansible looks there before any roles path."""
+    old = run_dir / "old-ansible"
+    subprocess.run(["rm", "-rf", str(old)], check=True)
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "3daaafc", "ansible"],
                              check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(roles), "--strip-components=2"], input=archive, check=True)
-    for name in ("bind", "consul"):
-        (roles / name).symlink_to(REPO / "ansible/roles" / name)
-    return roles
+    subprocess.run(["tar", "-x", "-C", str(old), "--strip-components=1"], input=archive, check=True)
+    return old
 
 
 def step10_upgrade(lab: Lab, inventory: Path) -> dict:
-    """The upgrade from one unit per group: the leader's host is put back on the old role
-    (consulha@app only), made the leader of app again, then site.yml runs on it. The old unit
+    """The upgrade from one unit per group: the leader's host is put back on the release before
+    (its site.yml and roles: consulha@app only), made the leader of app again, then site.yml runs on it. The old unit
     is stopped and disabled before consulha.service starts (sampled: never both active), app
     hands over to the other site by the release (no lock-delay), the host comes back as standby
     for both groups, and a re-run changes nothing."""
     leader = leader_site(lab)
     host = APP_HOST[leader]
     lab.ssh(host, f"systemctl disable --now {UNIT}")
-    old = run_playbook(inventory, SITE_YML, "--limit", host, log_name="10-old-role",
-                       roles_path=_old_role(inventory.parent))
+    release = _old_release(inventory.parent)
+    old = run_playbook(inventory, release / "site.yml", "--limit", host, log_name="10-old-role",
+                       roles_path=release / "roles")
     check(old.returncode == 0, "the old role failed:\n" + tail(old.output))
     check(lab.ssh(host, "systemctl is-active consulha@app", check=False).stdout.strip() == "active",
           f"{host}: consulha@app of the old role is not running")
