@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 from deploylab.hosts import Lab
-from deploylab.observe import (APP_HOST, BILLING_CONFIG, CONFIG, CONSULHA, UNIT, agent_role,
-                               check, dns_names, fence_epoch, history, leader_site,
+from deploylab.observe import (APP_HOST, BILLING_CONFIG, CONFIG, CONSULHA, DNS_SERVERS, UNIT,
+                               agent_role, check, dns_names, fence_epoch, history, leader_site,
                                newest_history, other, record_everywhere, seconds_since,
-                               soa_serials, status, unit, wait_for)
-from deploylab.playbook import (BILLING_RECORD, LOCK_DELAY, REPO, SITE_YML, WATCHDOG_SEC,
+                               query, soa_serials, status, unit, wait_for)
+from deploylab.playbook import (BILLING_RECORD, LOCK_DELAY, RECORD, REPO, SITE_YML, WATCHDOG_SEC,
                                 random_secret, run_playbook, tail)
 
 # Stated bound for a failover seen on both DNS servers: check interval 1 s + Consul's sync +
@@ -113,19 +113,26 @@ def step5_reboot(lab: Lab) -> dict:
 def step6_watchdog(lab: Lab) -> dict:
     """SIGSTOP the leader's agent: its heartbeat lapses, the other site leads after lock_delay,
     systemd's watchdog kills and restarts the frozen agent, which comes back as standby.
-    Sampled meanwhile: the DNS fence epoch never goes down and each epoch has one value."""
+    Sampled meanwhile on each DNS server: the fence epoch never goes down and each epoch has
+    one value."""
     leader = leader_site(lab)
     host = APP_HOST[leader]
     before = unit(lab, host, "MainPID", "NRestarts")
     started_wall, started = time.time(), time.monotonic()
     lab.ssh(host, f"kill -STOP {before['MainPID']}")
     seen: dict[int, set] = {}
+    latest: dict[str, int] = {}
     moved_at = restarted_at = None
     while time.monotonic() - started < WATCHDOG_SEC + 60:
-        epoch = fence_epoch()
-        if epoch is not None:
-            seen.setdefault(epoch, set()).update(record_everywhere())
-            check(epoch >= max(seen), f"fence epoch went down: {sorted(seen)}")
+        # Per server, a consistent read: the fence epoch the same before and after the record
+        # (a secondary still transferring must not count the primary's epoch for its answer).
+        for address in DNS_SERVERS.values():
+            epoch = fence_epoch(address)
+            answer = tuple(query(address, RECORD, "A"))
+            if epoch is not None and fence_epoch(address) == epoch:
+                seen.setdefault(epoch, set()).add(answer)
+                check(epoch >= latest.get(address, epoch), f"fence epoch went down on {address}")
+                latest[address] = epoch
         if moved_at is None and dns_names(other(leader)):
             moved_at = time.monotonic() - started
         if restarted_at is None and unit(lab, host, "NRestarts")["NRestarts"] != before["NRestarts"]:
