@@ -18,9 +18,7 @@ Threads besides the main loop:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 import threading
 import time
@@ -48,7 +46,8 @@ from consulha.publisher import DnsPublisher
 from consulha.reasons import Cause, Reason
 from consulha.records import SiteReport
 from consulha.registration import Registrar
-from consulha.sdnotify import LoopNotifier
+from consulha.transitions import TransitionRecorder
+from consulha.sdnotify import GroupNotifier, LoopNotifier
 from consulha.timing import Timing
 from consulha.watch import WATCH_WAIT, PrefixWatch, SharedWatch
 
@@ -61,9 +60,12 @@ class Agent:
     def __init__(self, cfg: Config, store: ConsulStore | None = None,
                  dns: DnsProvider | None = None, transitions_file: str | None = None,
                  clock: Callable[[], float] = time.monotonic, pool: HttpPool | None = None,
-                 shared_watch: SharedWatch | None = None, heartbeat: HeartbeatServer | None = None):
+                 shared_watch: SharedWatch | None = None, heartbeat: HeartbeatServer | None = None,
+                 systemd: LoopNotifier | GroupNotifier | None = None):
         """`pool`, `shared_watch`, `heartbeat`: HTTP connections, the watch of our keys and the
-        heartbeat endpoint, shared with the other groups of this process (consulha.host)."""
+        heartbeat endpoint, shared with the other groups of this process (consulha.host);
+        `systemd`: what the loop tells systemd (in a host of many groups, the host's notifier:
+        consulha.sdnotify.HostNotifier)."""
         self.cfg = cfg
         self.keys = Keys(cfg)
         self.timing = Timing.of(cfg.session)
@@ -94,6 +96,7 @@ class Agent:
                                                 max_wait=WATCH_WAIT, pool=pool))
         self.watch = PrefixWatch(watch_store, cfg.key_prefix, self.control_keys, self.keys.candidates, clock)
         self._shared_watch = shared_watch
+        self._systemd = systemd
         if shared_watch is not None:
             shared_watch.add(self.watch)  # its one read over every group's keys feeds our watch
         self.observer = Observer(self.store, self.keys, self.control_keys, self.timing,
@@ -147,7 +150,7 @@ class Agent:
         # Short cap: a leader or a standby with a live session must renew within the session TTL,
         # and one request a second is no load for a Consul that is down.
         backoff = Backoff(cap=1.0)
-        systemd = LoopNotifier()  # Type=notify + WatchdogSec: fed by the same tick as the heartbeat
+        systemd = self._systemd or LoopNotifier()  # Type=notify + WatchdogSec: fed by every pass
         while not self.stop_event.is_set():
             self._last_tick = self._clock()
             systemd.alive()
@@ -374,30 +377,3 @@ class Agent:
             self.hooks.submit("promote", transition.epoch, str(transition.reason))
         elif transition.old == Role.LEADER:
             self.hooks.submit("demote", transition.epoch, str(transition.reason))
-
-
-class TransitionRecorder:
-    """Appends every transition as a JSON line (for the fault-injection checker and the
-    benchmarks; `group` tells apart the groups of one host sharing the file)."""
-
-    def __init__(self, path: str, site: str, group: str | None = None):
-        self._path = path
-        self._site = site
-        self._group = {"group": group} if group else {}
-
-    def __call__(self, transition: Transition) -> None:
-        line = json.dumps({"site": self._site, **self._group, "monotonic": transition.monotonic,
-                           "wall": transition.wall, "role": transition.new.value,
-                           "old": transition.old.value, "epoch": transition.epoch,
-                           "reason": str(transition.reason), **_cause_fields(transition.reason)})
-        with open(self._path, "a") as out:
-            out.write(line + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-
-
-def _cause_fields(reason: Reason) -> dict:
-    fields: dict = {"cause": reason.cause.value}
-    if reason.seconds is not None:
-        fields["seconds"] = reason.seconds
-    return fields

@@ -22,6 +22,7 @@ from consulha.agent import Agent
 from consulha.config import Config
 from consulha.consul_store import ConsulStore, HttpPool
 from consulha.heartbeat import HeartbeatServer
+from consulha.sdnotify import HostNotifier
 from consulha.timing import Timing
 from consulha.watch import WATCH_WAIT, SharedWatch, common_prefix
 
@@ -41,6 +42,9 @@ class GroupHost:
                            for address in {cfg.session.heartbeat_address for cfg in self.configs}}
         self._agents: dict[str, Agent] = {}
         self._lock = threading.Lock()
+        # systemd hears about the host: READY once every group knows its role, WATCHDOG only
+        # while every group's loop comes round (not whichever group spoke last).
+        self.systemd = HostNotifier([cfg.group for cfg in self.configs])
 
     def _shared_watch(self) -> SharedWatch | None:
         """One watch over the groups' common key prefix, when they have one and share the
@@ -88,7 +92,8 @@ class GroupHost:
             try:
                 agent = Agent(cfg, transitions_file=self._transitions_file, pool=self.pool,
                               shared_watch=self.shared_watch,
-                              heartbeat=self.heartbeats[cfg.session.heartbeat_address])
+                              heartbeat=self.heartbeats[cfg.session.heartbeat_address],
+                              systemd=self.systemd.for_group(cfg.group))
                 with self._lock:
                     self._agents[cfg.group] = agent
                 if self.stop_event.is_set():  # stop() ran before this agent was registered

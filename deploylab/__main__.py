@@ -1,5 +1,6 @@
 """`make deploy-test`: boot the seven lab hosts, deploy the whole topology with
-ansible/site.yml as a user would, run the eight proof steps of issue 7, write the figures to
+ansible/site.yml as a user would (two groups per app host, one process each host), run the
+eight proof steps of issue 7 and the two of issue 12, write the figures to
 bench/results/deploy.json, and tear everything down (also after a failure).
 
     python -m deploylab [--keep]     # root; --keep leaves the hosts up for a look afterwards
@@ -69,7 +70,10 @@ def main() -> int:
                  ("5 reboot of the leader's host", lambda: proof.step5_reboot(lab)),
                  ("6 frozen leader, systemd watchdog", lambda: proof.step6_watchdog(lab)),
                  ("7 ACLs", lambda: proof.step7_acls(lab)),
-                 ("8 bad input", lambda: proof.step8_bad_input(lab, bad_inventory, inventory))]
+                 ("8 bad input", lambda: proof.step8_bad_input(lab, bad_inventory, inventory)),
+                 ("9 two groups, one service stops: one group moves",
+                  lambda: proof.step9_two_groups(lab)),
+                 ("10 upgrade from one unit per group", lambda: proof.step10_upgrade(lab, inventory))]
         for name, step in steps:
             log(f"step {name} ...")
             result = step()
@@ -93,7 +97,7 @@ def main() -> int:
                    lock_delay_s=LOCK_DELAY, watchdog_sec=WATCHDOG_SEC,
                    date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     RESULTS.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
-    log(f"all 8 steps passed; figures in {RESULTS.relative_to(REPO)}:")
+    log(f"all {len(steps)} steps passed; figures in {RESULTS.relative_to(REPO)}:")
     print(json.dumps(figures, indent=2, sort_keys=True))
     return 0
 

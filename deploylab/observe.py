@@ -18,7 +18,9 @@ import dns.rdatatype
 from deploylab.hosts import Lab
 from deploylab.playbook import RECORD, SITE_VALUES, ZONE
 
-CONFIG = "/etc/consulha/app.yaml"
+CONFIG = "/etc/consulha/groups.d/app.yaml"
+BILLING_CONFIG = "/etc/consulha/groups.d/billing.yaml"
+UNIT = "consulha"   # one process per app host serving both groups
 CONSULHA = "/opt/consulha/bin/consulha"
 APP_HOST = {"a": "ha", "b": "hb"}
 DNS_SERVERS = {"dns1": "10.78.0.31", "dns2": "10.78.0.32"}
@@ -55,14 +57,14 @@ def query(server: str, name: str, rdtype: str) -> list[str]:
                   if rrset.rdtype == dns.rdatatype.from_text(rdtype) for rdata in rrset)
 
 
-def record_everywhere() -> set[tuple[str, ...]]:
+def record_everywhere(record: str = RECORD) -> set[tuple[str, ...]]:
     """The managed record's answers, one tuple per DNS server."""
-    return {tuple(query(address, RECORD, "A")) for address in DNS_SERVERS.values()}
+    return {tuple(query(address, record, "A")) for address in DNS_SERVERS.values()}
 
 
-def dns_names(site: str) -> bool:
+def dns_names(site: str, record: str = RECORD) -> bool:
     """Both DNS servers answer the site's address."""
-    return record_everywhere() == {(SITE_VALUES[site],)}
+    return record_everywhere(record) == {(SITE_VALUES[site],)}
 
 
 def soa_serials() -> dict[str, list[str]]:
@@ -76,26 +78,37 @@ def fence_epoch(server: str = DNS_SERVERS["dns1"]) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def status(lab: Lab, host: str = "ha") -> dict:
-    return json.loads(lab.ssh(host, f"{CONSULHA} status -c {CONFIG} --json", check=False).stdout)
+def status(lab: Lab, host: str = "ha", config: str = CONFIG) -> dict:
+    return json.loads(lab.ssh(host, f"{CONSULHA} status -c {config} --json", check=False).stdout)
 
 
-def history(lab: Lab, host: str = "ha") -> list[dict]:
-    return json.loads(lab.ssh(host, f"{CONSULHA} history -c {CONFIG} --json").stdout)
+def history(lab: Lab, host: str = "ha", config: str = CONFIG) -> list[dict]:
+    return json.loads(lab.ssh(host, f"{CONSULHA} history -c {config} --json").stdout)
 
 
-def unit(lab: Lab, host: str, *properties: str, name: str = "consulha@app") -> dict[str, str]:
+def unit(lab: Lab, host: str, *properties: str, name: str = UNIT) -> dict[str, str]:
     output = lab.ssh(host, f"systemctl show {name} " + " ".join(f"-p {p}" for p in properties)).stdout
     return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
 
 
-def agent_role(lab: Lab, site: str) -> str:
-    """The role the site's agent last told systemd (STATUS=<role>, epoch N)."""
-    return unit(lab, APP_HOST[site], "StatusText")["StatusText"].split(",")[0]
+def agent_role(lab: Lab, site: str, group: str = "app") -> str:
+    """The role the site's agent last told systemd for the group (the host's
+    STATUS=<group>: <role>, epoch N; <group>: ...); "" before READY or while stopping."""
+    return group_roles(unit(lab, APP_HOST[site], "StatusText")["StatusText"]).get(group, "")
 
 
-def leader_site(lab: Lab) -> str:
-    site = status(lab)["leader"]["site"]
+def group_roles(status_text: str) -> dict[str, str]:
+    """{group: role} from a host's StatusText, e.g. "app: leader, epoch 7; billing: standby, epoch None"."""
+    roles = {}
+    for part in status_text.split("; "):
+        group, _, rest = part.partition(": ")
+        if rest:
+            roles[group] = rest.split(",")[0]
+    return roles
+
+
+def leader_site(lab: Lab, config: str = CONFIG) -> str:
+    site = status(lab, config=config)["leader"]["site"]
     check(site in APP_HOST, f"no leader: {site!r}")
     return site
 
@@ -104,9 +117,9 @@ def other(site: str) -> str:
     return "b" if site == "a" else "a"
 
 
-def newest_history(lab: Lab, after: float) -> dict:
+def newest_history(lab: Lab, after: float, config: str = CONFIG) -> dict:
     """The newest leadership change, which must have happened after wall time `after`."""
-    entries = history(lab)
+    entries = history(lab, config=config)
     check(bool(entries), "history is empty")
     newest = max(entries, key=lambda e: e["time"])
     check(seconds_since(after, newest["time"]) >= 0, f"no new history entry: newest {newest}")

@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 SITE_YML = REPO / "ansible" / "site.yml"
 ZONE = "example.test."
 RECORD = "app.example.test."
+BILLING_RECORD = "billing.example.test."   # the second group each app host serves (host mode)
 # The address the record gets while each site leads (documentation range: nothing listens).
 SITE_VALUES = {"a": "192.0.2.80", "b": "198.51.100.80"}
 LOCK_DELAY = 5.0      # longer than a graceful handover takes, so step 4 can tell them apart
@@ -41,6 +42,7 @@ TOPOLOGY = [
     ("dns2", "10.78.0.32", "dns_secondary", None),
 ]
 TOY_SERVICES = {"api": 8080, "worker": 8081, "db": 5432}
+BILLING_SERVICES = {"ledger": 8082}
 
 
 def lab_hosts() -> list[Host]:
@@ -80,6 +82,8 @@ def write_group_vars(directory: Path, wheelhouse: Path) -> list[str]:
     example = yaml.safe_load((REPO / "ansible/group_vars/all.example.yml").read_text())
     example.update({
         "zone": ZONE, "record": RECORD,
+        "bind_managed_records": [{"name": RECORD, "types": ["A"]},
+                                 {"name": BILLING_RECORD, "types": ["A"]}],
         "vault_tsig_secret": secrets_used[0],
         "vault_consul_gossip_key": secrets_used[1],
         "consulha_pip_spec": "consulha",
@@ -93,11 +97,19 @@ def write_group_vars(directory: Path, wheelhouse: Path) -> list[str]:
             {"name": "worker", "port": 8081, "check": {"tcp": "127.0.0.1:8081", "interval": "1s"}},
             {"name": "db", "port": 5432, "check": {"tcp": "127.0.0.1:5432", "interval": "1s"}},
         ],
-        # A second group, its agents not deployed here: step 7 proves the two tokens are fenced.
+        # Two groups on every app host, one process each host (consulha.service over
+        # groups.d): app (the toy api, worker, db) and billing (the toy ledger, its own record).
+        "consulha_groups": [
+            {"group": "app"},
+            {"group": "billing", "dns_record": BILLING_RECORD,
+             "services": [{"name": "ledger", "port": 8082,
+                           "check": {"tcp": "127.0.0.1:8082", "interval": "1s"}}]},
+        ],
+        # Step 7 proves the two groups' tokens are fenced from each other.
         "consul_consulha_groups": [
             {"name": "app", "key_prefix": "consulha/app", "services": list(TOY_SERVICES),
              "nodes": ["ha", "hb"]},
-            {"name": "billing", "key_prefix": "consulha/billing", "services": ["ledger"],
+            {"name": "billing", "key_prefix": "consulha/billing", "services": list(BILLING_SERVICES),
              "nodes": ["ha", "hb"]},
         ],
     })
@@ -129,10 +141,11 @@ class PlaybookRun:
 RECAP_LINE = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$")
 
 
-def run_playbook(inventory: Path, playbook: Path = SITE_YML, *extra: str, log_name: str) -> PlaybookRun:
+def run_playbook(inventory: Path, playbook: Path = SITE_YML, *extra: str, log_name: str,
+                 roles_path: Path = REPO / "ansible/roles") -> PlaybookRun:
     env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_PIPELINING": "True",
            "ANSIBLE_FORKS": "8", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False",
-           "ANSIBLE_ROLES_PATH": str(REPO / "ansible/roles")}
+           "ANSIBLE_ROLES_PATH": str(roles_path)}
     ansible = Path(sys.executable).parent / "ansible-playbook"
     started = time.monotonic()
     result = subprocess.run([str(ansible), "-i", str(inventory), str(playbook), *extra],

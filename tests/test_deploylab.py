@@ -34,3 +34,14 @@ def test_inventory_can_leave_out_one_hosts_variable(tmp_path: Path):
     assert "hb ansible_host=10.78.0.22 consul_site=b" in good
     assert "hb ansible_host=10.78.0.22 consulha_dns_value" in bad
     assert "ha ansible_host=10.78.0.21 consul_site=a" in bad
+
+
+def test_group_roles_from_a_hosts_status_text():
+    from deploylab.observe import group_roles
+
+    assert group_roles("app: leader, epoch 7; billing: standby, epoch None") == {
+        "app": "leader", "billing": "standby"}
+    assert group_roles("app: starting; billing: standby, epoch 3") == {
+        "app": "starting", "billing": "standby"}
+    assert group_roles("stopping: releasing the locks") == {"stopping": "releasing the locks"}
+    assert group_roles("") == {}

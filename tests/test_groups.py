@@ -140,8 +140,10 @@ class ScriptedAgent:
     """Stands in for consulha.agent.Agent in GroupHost: the first run of group g1 crashes."""
     runs: list["ScriptedAgent"] = []
 
-    def __init__(self, cfg, transitions_file=None, pool=None, shared_watch=None, heartbeat=None):
-        self.cfg, self.pool, self.heartbeat, self.abandoned = cfg, pool, heartbeat, False
+    def __init__(self, cfg, transitions_file=None, pool=None, shared_watch=None, heartbeat=None,
+                 systemd=None):
+        self.cfg, self.pool, self.abandoned = cfg, pool, False
+        self.heartbeat, self.systemd = heartbeat, systemd
         self._stopped = threading.Event()
 
     def run(self) -> int:
@@ -181,6 +183,9 @@ def test_a_crashed_group_is_abandoned_and_restarted_alone(tmp_path, monkeypatch)
     assert [r.abandoned for r in by_group["g2"]] == [False]
     assert {id(r.pool) for r in ScriptedAgent.runs} == {id(served.pool)}
     assert {id(r.heartbeat) for r in ScriptedAgent.runs} == {id(served.heartbeats["127.0.0.1"])}
+    # systemd hears from the host's one notifier, each agent speaking for its own group
+    assert {(r.cfg.group, id(r.systemd.host)) for r in ScriptedAgent.runs} == {
+        ("g1", id(served.systemd)), ("g2", id(served.systemd))}
 
 
 @pytest.mark.parametrize("prefixes, shared", [

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from consulha.agent import TransitionRecorder
+from consulha.transitions import TransitionRecorder
 from consulha.backoff import Backoff
 from consulha.config import CheckConfig, HooksConfig
 from consulha.election import Election, Lease, Role

@@ -94,3 +94,68 @@ def test_no_watchdog_pings_when_systemd_set_no_watchdog(receiver):
     path, sock = receiver
     LoopNotifier(Notifier({"NOTIFY_SOCKET": path})).alive()
     assert received(sock) == []
+
+
+def host_notifier(path, groups=("app", "billing"), grace=30.0, clock=None):
+    from consulha.sdnotify import HostNotifier
+
+    now = clock or (lambda: 0.0)
+    return HostNotifier(groups, Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000"}),
+                        ready_grace=grace, clock=now)
+
+
+def test_host_is_ready_once_every_group_knows_its_role(receiver):
+    path, sock = receiver
+    host = host_notifier(path)
+    app, billing = host.for_group("app"), host.for_group("billing")
+    app.alive()
+    app.cycle_completed("leader, epoch 7")
+    assert received(sock) == []   # billing has not completed a cycle yet
+    billing.alive()               # now every loop has come round: one ping
+    billing.cycle_completed("standby, epoch None")
+    billing.cycle_completed("standby, epoch None")   # unchanged: nothing
+    app.cycle_completed("standby, epoch 8")
+    app.stopping()
+    billing.stopping()            # one STOPPING for the host
+    assert received(sock) == [
+        "WATCHDOG=1",
+        "READY=1\nSTATUS=app: leader, epoch 7; billing: standby, epoch None",
+        "STATUS=app: standby, epoch 8; billing: standby, epoch None",
+        "STOPPING=1\nSTATUS=stopping: releasing the locks",
+    ]
+
+
+def test_host_watchdog_waits_for_every_group(receiver):
+    """One wedged group stops the pings: systemd then kills the host, as it would a wedged
+    single agent; pings from the other groups alone do not hide it."""
+    path, sock = receiver
+    host = host_notifier(path)
+    app, billing = host.for_group("app"), host.for_group("billing")
+    for _ in range(5):
+        app.alive()
+    assert received(sock) == []
+    billing.alive()
+    app.alive()
+    billing.alive()
+    assert received(sock) == ["WATCHDOG=1", "WATCHDOG=1"]
+
+
+def test_host_ready_after_grace_without_a_group_that_never_completes(receiver):
+    path, sock = receiver
+    now = [0.0]
+    host = host_notifier(path, grace=30.0, clock=lambda: now[0])
+    app = host.for_group("app")
+    app.cycle_completed("leader, epoch 7")
+    assert received(sock) == []
+    now[0] = 31.0
+    app.cycle_completed("leader, epoch 7")
+    assert received(sock) == ["READY=1\nSTATUS=app: leader, epoch 7; billing: starting"]
+
+
+def test_host_with_no_notify_socket_sends_nothing():
+    from consulha.sdnotify import HostNotifier
+
+    host = HostNotifier(["app"], Notifier({}))
+    host.for_group("app").alive()
+    host.for_group("app").cycle_completed("leader, epoch 1")
+    host.for_group("app").stopping()
