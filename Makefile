@@ -31,7 +31,7 @@ test-fast: deps   # no Consul, no BIND, no root: the rule table and the other pu
 
 bench: deps
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) bench/failover.py --runs 20 --scenarios check,check-fbc3,sigkill,stop,handover
+	$(PY) bench/failover.py --runs 20 --scenarios check,check-fbc3,sigkill,sigstop,stop,handover
 	$(PY) bench/consul_lock.py --runs 3
 	$(PY) bench/sites.py --runs 20 --lock-runs 3
 	$(PY) bench/dns_failover.py --runs 10

@@ -4,12 +4,13 @@
 Scenarios (each run starts fresh agents, site a leading, b standing by):
   check   - site a's HTTP check starts failing (1 s interval, lock_delay 1 s)
   sigkill - site a's agent is SIGKILLed (heartbeat_ttl 3 s, lock_delay 1 s)
+  sigstop - site a's agent is frozen (SIGSTOP): Consul's heartbeat probes time out
   stop    - site a's agent gets SIGTERM (graceful handover, no lock-delay)
   handover - `consulha handover --to b` (planned switchover; request recorded, then polled)
 Measured: time from the fault to every verify server answering site b (DNS polled every 10 ms).
 Prints median / p95 / max and writes bench/results/failover.json.
 
-Usage: bench/failover.py [--runs N] [--scenarios check,sigkill,stop]
+Usage: bench/failover.py [--runs N] [--scenarios check,sigkill,sigstop,stop]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
@@ -41,6 +43,7 @@ FAULTS = {
     "check": lambda pair: pair.toy("a").fail(),
     "check-fbc3": lambda pair: pair.toy("a").fail(),
     "sigkill": lambda pair: pair.agents["a"].kill(),
+    "sigstop": lambda pair: pair.agents["a"].send(signal.SIGSTOP),
     "stop": lambda pair: pair.agents["a"].send(15),
     "handover": lambda pair: request_handover(pair),
 }
@@ -103,6 +106,8 @@ def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, scenario: str,
                           [(t, ",".join(a) or "none") for t, a in samples], time.monotonic(), plot_to)
         return took
     finally:
+        if scenario == "sigstop":
+            pair.agents["a"].send(signal.SIGCONT)  # so that it can be stopped
         pair.close()
 
 
