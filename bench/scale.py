@@ -139,10 +139,17 @@ def leaderships_since(fleet: Fleet, fault: float) -> tuple[dict, dict, dict]:
 
 def refusals(fleet: Fleet, consul: ConsulDev) -> dict:
     """How often Consul turned the agents away: refused connections seen by the agents, and
-    heartbeat or script TTLs Consul found missed."""
+    script TTLs Consul found missed, heartbeat probes that failed."""
     agent_logs = [p.log_text() for processes in fleet.processes.values() for p in processes]
+    consul_log = consul.log_path.read_text(errors="replace").splitlines()
     return {"agent_connection_errors": sum(text.count("ConnectionError") for text in agent_logs),
-            "consul_missed_ttl": consul.log_path.read_text(errors="replace").count("missed TTL")}
+            "consul_missed_ttl": sum("missed TTL" in line for line in consul_log),
+            # Consul's probes of the agents' heartbeat checks: turned critical, or failed once
+            # below the threshold (a slow answer from a busy agent process).
+            "heartbeat_critical": sum("is now critical" in line and "heartbeat" in line
+                                      for line in consul_log),
+            "heartbeat_probe_failures": sum("not reached failure threshold" in line and "heartbeat" in line
+                                            for line in consul_log)}
 
 
 def one_count(root: Path, groups: int, steady_seconds: float, per_group: bool,

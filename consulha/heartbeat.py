@@ -10,8 +10,10 @@ sends.) Each group's heartbeat check fetches
     404  no such group here (abandoned after a crash, or another process on a reused port)
 
 A dead process refuses the connection and a frozen one (SIGSTOP, swapped out) times out, so
-Consul turns the check critical after two probes in a row that failed: within
-`heartbeat_ttl` (see `heartbeat_check`). One server serves every group of a process.
+Consul turns the check critical after three probes in a row that failed: a dead agent within
+`heartbeat_ttl`, a frozen one within about twice that (see `heartbeat_check`). One server
+serves every group of a process, answering in its own thread: no thread is started per probe,
+which under a burst of many groups' failovers could not get the interpreter in time.
 """
 
 from __future__ import annotations
@@ -19,21 +21,24 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Callable
 
 log = logging.getLogger("consulha.heartbeat")
 
 PATH = "/heartbeat/"
-# Two failed probes in a row, not one: a single probe lost to a scheduling hiccup of a busy
-# host must not cost the site its leadership.
-FAILURES_BEFORE_CRITICAL = 2
+# Three failed probes in a row, not one: probes lost to a busy moment must not cost the site
+# its leadership. With two, one new leader of 40 in a site-loss burst lost its session to two
+# slow answers (bench/scale.py, the 10-minute run); a dead agent is still caught within
+# heartbeat_ttl, as a TTL check of heartbeat_ttl would catch it.
+FAILURES_BEFORE_CRITICAL = 3
 
 
 def heartbeat_check(url: str, heartbeat_ttl: float) -> dict:
-    """The Consul check definition. Probes every heartbeat_ttl/3 with the same timeout; two
-    failures in a row turn it critical, so a dead agent (connection refused) is critical
-    within 2/3 of heartbeat_ttl and a frozen one (each probe times out) within heartbeat_ttl."""
+    """The Consul check definition. Probes every heartbeat_ttl/3 with the same timeout (Consul
+    waits the interval after each probe ends); three failures in a row turn it critical, so a
+    dead agent (connection refused) is critical within heartbeat_ttl and a frozen one (each
+    probe times out) within about 2 x heartbeat_ttl."""
     probe = f"{heartbeat_ttl / 3:.3f}s"
     return {"HTTP": url, "Method": "GET", "Interval": probe, "Timeout": probe,
             "FailuresBeforeCritical": FAILURES_BEFORE_CRITICAL, "Status": "passing"}
@@ -48,10 +53,12 @@ def bind_problem(address: str) -> str | None:
         return f"cannot listen on {address}: {error.strerror or error}"
 
 
-def _server(listen: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+def _server(listen: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> HTTPServer:
     family = socket.AF_INET6 if ":" in listen[0] else socket.AF_INET
-    server_class = type("HeartbeatHTTPServer", (ThreadingHTTPServer,),
-                        {"address_family": family, "daemon_threads": True})
+    # One probe at a time, answered in the server's thread; a backlog for every group's probe
+    # arriving at once.
+    server_class = type("HeartbeatHTTPServer", (HTTPServer,),
+                        {"address_family": family, "request_queue_size": 128})
     return server_class(listen, handler)
 
 
@@ -62,7 +69,7 @@ class HeartbeatServer:
         self._vouchers: dict[str, Callable[[], bool]] = {}
         self._lock = threading.Lock()
         self._host, self._port = host, port
-        self._server: ThreadingHTTPServer | None = None
+        self._server: HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -116,6 +123,8 @@ class HeartbeatServer:
         answer = self.answer
 
         class Probe(BaseHTTPRequestHandler):
+            timeout = 2.0  # a client that connects and sends nothing must not hold the others
+
             def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
                 status, body = answer(self.path)
                 payload = body.encode()

@@ -47,10 +47,10 @@ def test_it_answers_each_group_from_its_own_liveness(server):
     assert fetch(server.url("unknown-heartbeat"))[0] == 404
 
 
-def test_the_check_probes_three_times_per_heartbeat_ttl_and_needs_two_failures():
+def test_the_check_probes_three_times_per_heartbeat_ttl_and_needs_three_failures():
     check = heartbeat_check("http://127.0.0.1:1/heartbeat/x", 3.0)
     assert (check["Interval"], check["Timeout"]) == ("1.000s", "1.000s")
-    assert check["FailuresBeforeCritical"] == FAILURES_BEFORE_CRITICAL == 2
+    assert check["FailuresBeforeCritical"] == FAILURES_BEFORE_CRITICAL == 3
     assert check["Status"] == "passing"  # registered by a live agent: a session may use it at once
 
 
@@ -122,13 +122,13 @@ def test_a_dead_process_turns_the_check_critical(probed, server):
 
 @pytest.mark.integration
 def test_one_failed_probe_is_not_enough(probed, server):
-    """A probe lost to a busy moment must not cost leadership: with two failures needed, one
-    503 between passes leaves the check passing."""
+    """Probes lost to a busy moment must not cost leadership: with three failures needed, two
+    503s between passes leave the check passing."""
     store, alive = probed
-    answers = iter([False])  # the next probe fails, every later one passes
+    answers = iter([False, False])  # the next two probes fail, every later one passes
     server.vouch("hb", lambda: next(answers, True))
     statuses = []
-    for _ in range(8):  # > 2 probes of 0.5 s each
+    for _ in range(10):  # > 3 probes of 0.5 s each
         statuses.append(check_of(store, "hb")["Status"])
         time.sleep(0.3)
     assert set(statuses) == {"passing"}, statuses
