@@ -28,9 +28,9 @@ log = logging.getLogger("consulha.heartbeat")
 
 PATH = "/heartbeat/"
 # Three failed probes in a row, not one: probes lost to a busy moment must not cost the site
-# its leadership. With two, one new leader of 40 in a site-loss burst lost its session to two
-# slow answers (bench/scale.py, the 10-minute run); a dead agent is still caught within
-# heartbeat_ttl, as a TTL check of heartbeat_ttl would catch it.
+# its leadership. With two, one new leader of 40 in a site-loss burst lost its session, most
+# likely to two slow answers (docs/scale.md, 10-minute run 2); a dead agent is still caught
+# within heartbeat_ttl, as a TTL check of heartbeat_ttl would catch it.
 FAILURES_BEFORE_CRITICAL = 3
 
 
