@@ -19,10 +19,11 @@ which under a burst of many groups' failovers could not get the interpreter in t
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Callable
+
+from consulha.httpserver import http_server
 
 log = logging.getLogger("consulha.heartbeat")
 
@@ -47,19 +48,10 @@ def heartbeat_check(url: str, heartbeat_ttl: float) -> dict:
 def bind_problem(address: str) -> str | None:
     """Why this host cannot answer heartbeat probes on `address`, or None."""
     try:
-        _server((address, 0), BaseHTTPRequestHandler).server_close()
+        http_server((address, 0), BaseHTTPRequestHandler).server_close()
         return None
     except OSError as error:
         return f"cannot listen on {address}: {error.strerror or error}"
-
-
-def _server(listen: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> HTTPServer:
-    family = socket.AF_INET6 if ":" in listen[0] else socket.AF_INET
-    # One probe at a time, answered in the server's thread; a backlog for every group's probe
-    # arriving at once.
-    server_class = type("HeartbeatHTTPServer", (HTTPServer,),
-                        {"address_family": family, "request_queue_size": 128})
-    return server_class(listen, handler)
 
 
 class HeartbeatServer:
@@ -77,7 +69,10 @@ class HeartbeatServer:
         with self._lock:
             if self._server is not None:
                 return
-            self._server = _server((self._host, self._port), self._handler())
+            # One probe at a time, answered in the server's thread; a backlog for every
+            # group's probe arriving at once.
+            self._server = http_server((self._host, self._port), self._handler(), threaded=False,
+                                       backlog=128)
             self._thread = threading.Thread(target=self._server.serve_forever, name="heartbeat",
                                             kwargs={"poll_interval": 0.5}, daemon=True)
             self._thread.start()

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import http.client
 import logging
-import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Callable
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
@@ -33,6 +32,7 @@ from consulha.config import Config
 from consulha.consul_store import ConsulRefused, ConsulStore, ConsulUnavailable
 from consulha.control import ControlState
 from consulha.election import Election, Role, Transition
+from consulha.httpserver import http_server
 from consulha.keys import Keys
 
 log = logging.getLogger("consulha.metrics")
@@ -196,7 +196,7 @@ class MetricsServer:
         self.listen = cfg.metrics.listen
         self.identity = f"{cfg.group}/{cfg.site}"
         self.metrics = metrics
-        self._server: ThreadingHTTPServer | None = None
+        self._server: HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> bool:
@@ -205,7 +205,7 @@ class MetricsServer:
         if self.listen is None:
             return False
         try:
-            self._server = _server_for(self.listen, _handler(self.metrics, self.identity))
+            self._server = http_server(self.listen, _handler(self.metrics, self.identity))
         except OSError as error:
             host, port = self.listen
             log.error("metrics listener not started on %s:%d: %s; the agent carries on without "
@@ -223,14 +223,6 @@ class MetricsServer:
             self._server.server_close()
             self._thread.join(2)
             self._server = None
-
-
-def _server_for(listen: tuple[str, int], handler) -> ThreadingHTTPServer:
-    host, port = listen
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    server_class = type("MetricsHTTPServer", (ThreadingHTTPServer,),
-                        {"address_family": family, "daemon_threads": True})
-    return server_class((host, port), handler)
 
 
 def _handler(metrics: Metrics, identity: str):
@@ -266,7 +258,7 @@ def listen_conflict(listen: tuple[str, int], identity: str) -> str | None:
     """Why `listen` cannot be bound now, or None. An address held by the running agent of this
     same site (a config being validated before a restart) is no conflict."""
     try:
-        _server_for(listen, BaseHTTPRequestHandler).server_close()
+        http_server(listen, BaseHTTPRequestHandler).server_close()
         return None
     except OSError as error:
         problem = error.strerror or str(error)
