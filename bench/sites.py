@@ -35,7 +35,7 @@ from bench.timeline import plot_timeline  # noqa: E402
 from consulha.config import load_config  # noqa: E402
 from consulha.consul_store import ConsulStore  # noqa: E402
 from consulha.dns import make_provider  # noqa: E402
-from lab import netlab  # noqa: E402
+from lab import netns as netlab  # noqa: E402
 from lab.pair import wait_until  # noqa: E402
 from consulha.operations import Operations  # noqa: E402
 

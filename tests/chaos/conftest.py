@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import netlab
+from lab import netns as netlab  # split by concern in the next commit
 from lab.invariants import Report, Window, check
 
 
