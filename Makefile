@@ -26,7 +26,8 @@ demo: deps
 test: deps
 	$(PY) -m pytest -q
 
-test-fast: deps   # no Consul, no BIND, no root: the rule table and the other pure tests
+test-fast: deps   # no Consul, no BIND, no root: the layer contracts, the rule table, the other pure tests
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not integration and not chaos"
 
 bench: deps

@@ -30,8 +30,8 @@ from lab.consul import ConsulDev  # noqa: E402
 from lab.named import NamedSecondary, NamedServer  # noqa: E402
 from lab.pair import SitePair, wait_until  # noqa: E402
 from lab.ports import free_port  # noqa: E402
-from lab.records import (NAMES, ZONES, answers_of, mixed_zones, multi_record_config,  # noqa: E402
-                         server_answers)
+from lab.records import NAMES, ZONES, answers_of, mixed_zones, multi_record_config, server_answers  # noqa: E402
+
 
 def one_run(workdir: Path, consul: ConsulDev, scenario: str) -> dict[str, float]:
     secondary_port = free_port()

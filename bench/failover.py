@@ -28,14 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.timeline import plot_timeline  # noqa: E402
+from consulha.agent.operations import Operations  # noqa: E402
 from consulha.config import load_config  # noqa: E402
 from consulha.dns import make_provider  # noqa: E402
 from lab.consul import ConsulDev  # noqa: E402
 from lab.named import NamedServer  # noqa: E402
 from lab.pair import SITE_VALUES, SitePair, wait_until  # noqa: E402
 from lab.site import http_service  # noqa: E402
-from consulha.operations import Operations  # noqa: E402
-from bench.timeline import plot_timeline  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -35,8 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.failover import percentile  # noqa: E402
-from bench.procstats import (CONSUL_TELEMETRY, connections_to, consul_requests,  # noqa: E402
-                             cpu_seconds, rss_mib)
+from bench.procstats import CONSUL_TELEMETRY, connections_to, consul_requests, cpu_seconds, rss_mib  # noqa: E402
 from lab.consul import ConsulDev  # noqa: E402
 from lab.fleet import Fleet, fleet_records  # noqa: E402
 from lab.named import NamedServer  # noqa: E402

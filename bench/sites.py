@@ -32,17 +32,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.failover import run_series, table_row  # noqa: E402
 from bench.timeline import plot_timeline  # noqa: E402
+from consulha.agent.operations import Operations  # noqa: E402
 from consulha.config import load_config  # noqa: E402
-from consulha.consul_store import ConsulStore  # noqa: E402
+from consulha.consul.store import ConsulStore  # noqa: E402
 from consulha.dns import make_provider  # noqa: E402
-from lab import netns as netlab  # noqa: E402
+from lab.chaoslab import ChaosLab  # noqa: E402
+from lab.netns import _alive, preflight, sweep_stale  # noqa: E402
 from lab.pair import wait_until  # noqa: E402
-from consulha.operations import Operations  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def handover_to_b(lab: netlab.ChaosLab) -> None:
+def handover_to_b(lab: ChaosLab) -> None:
     cfg = load_config(lab.config("a"))
     # The agents' configs name 127.0.0.1 (their own client agent); from the observer namespace
     # the same client agent is reached at the app host's address.
@@ -65,7 +66,7 @@ FAULTS = {
 }
 
 
-def one_run(lab: netlab.ChaosLab, scenario: str, run: int, plot: bool) -> float:
+def one_run(lab: ChaosLab, scenario: str, run: int, plot: bool) -> float:
     lab.reset(f"bench-{scenario}-{run}")
     inject, heal = FAULTS[scenario]
     fault_at = time.monotonic()
@@ -84,7 +85,7 @@ def one_run(lab: netlab.ChaosLab, scenario: str, run: int, plot: bool) -> float:
     return sample.t - fault_at
 
 
-def consul_lock_run(lab: netlab.ChaosLab, run: int) -> dict:
+def consul_lock_run(lab: ChaosLab, run: int) -> dict:
     """Two `consul lock` holders on the app hosts; SIGKILL the holder; time until the other's
     child runs."""
     lab.stop_agents()
@@ -104,9 +105,9 @@ def consul_lock_run(lab: netlab.ChaosLab, run: int) -> dict:
     first.kill()
     wait_until(markers["hb"].exists, 120, step=0.05, what="second consul lock child")
     took = time.monotonic() - fault_at
-    orphan = netlab._alive(child)
+    orphan = _alive(child)
     for pid in (child, second.pid):
-        if netlab._alive(pid):
+        if _alive(pid):
             os.kill(pid, signal.SIGKILL)
     return {"seconds": round(took, 3), "killed_holders_child_kept_running": orphan}
 
@@ -117,16 +118,16 @@ def main() -> int:
     parser.add_argument("--lock-runs", type=int, default=3)
     parser.add_argument("--scenarios", default="check,sigkill,isolation,handover")
     args = parser.parse_args()
-    reason = netlab.preflight()
+    reason = preflight()
     if reason:
         parser.exit(2, f"bench/sites.py: {reason}\n")
     scenarios = args.scenarios.split(",") if args.scenarios else []
     if set(scenarios) - set(FAULTS):
         parser.error(f"unknown scenarios: {sorted(set(scenarios) - set(FAULTS))}")
     results, lock = {}, []
-    netlab.sweep_stale()
+    sweep_stale()
     with tempfile.TemporaryDirectory(prefix="consulha-sites-") as tmp:
-        lab = netlab.ChaosLab(Path(tmp))
+        lab = ChaosLab(Path(tmp))
         try:
             lab.start()
             for scenario in scenarios:

@@ -18,8 +18,15 @@ from datetime import datetime, timezone
 from deploylab import proof
 from deploylab.hosts import RUN_DIR, Lab, prepare_base, sweep
 from deploylab.observe import StepFailed
-from deploylab.playbook import (LOCK_DELAY, REPO, WATCHDOG_SEC, build_wheelhouse, lab_hosts,
-                                write_group_vars, write_inventory)
+from deploylab.playbook import (
+    LOCK_DELAY,
+    REPO,
+    WATCHDOG_SEC,
+    build_wheelhouse,
+    lab_hosts,
+    write_group_vars,
+    write_inventory,
+)
 
 RESULTS = REPO / "bench" / "results" / "deploy.json"
 

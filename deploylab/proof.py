@@ -12,12 +12,40 @@ import time
 from pathlib import Path
 
 from deploylab.hosts import Lab
-from deploylab.observe import (APP_HOST, BILLING_CONFIG, CONFIG, CONSULHA, DNS_SERVERS, UNIT,
-                               agent_role, check, dns_names, fence_epoch, history, leader_site,
-                               newest_history, other, record_everywhere, seconds_since,
-                               query, soa_serials, status, unit, wait_for)
-from deploylab.playbook import (BILLING_RECORD, LOCK_DELAY, RECORD, REPO, SITE_YML, WATCHDOG_SEC,
-                                random_secret, run_playbook, tail)
+from deploylab.observe import (
+    APP_HOST,
+    BILLING_CONFIG,
+    CONFIG,
+    CONSULHA,
+    DNS_SERVERS,
+    UNIT,
+    agent_role,
+    check,
+    dns_names,
+    fence_epoch,
+    history,
+    leader_site,
+    newest_history,
+    other,
+    query,
+    record_everywhere,
+    seconds_since,
+    soa_serials,
+    status,
+    unit,
+    wait_for,
+)
+from deploylab.playbook import (
+    BILLING_RECORD,
+    LOCK_DELAY,
+    RECORD,
+    REPO,
+    SITE_YML,
+    WATCHDOG_SEC,
+    random_secret,
+    run_playbook,
+    tail,
+)
 
 # Stated bound for a failover seen on both DNS servers: check interval 1 s + Consul's sync +
 # lock_delay + DNS update and NOTIFY/IXFR, with a wide margin for a loaded 2-core machine.

@@ -16,7 +16,7 @@ import dns.message
 import dns.query
 
 from consulha.config import ConsulConfig
-from consulha.consul_store import ConsulStore
+from consulha.consul.store import ConsulStore
 from lab.consul import ConsulDev
 from lab.named import NamedServer
 from lab.pair import SITE_VALUES, wait_until

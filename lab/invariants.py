@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 LEADER = "leader"
-SELF_FENCED = "self_fenced"  # consulha.reasons.Cause.SELF_FENCED: `seconds` = how long ago the lease ran out
+SELF_FENCED = "self_fenced"  # consulha.core.reasons.Cause.SELF_FENCED: `seconds` = how long ago the lease ran out
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import dns.message
 import dns.query
 
 from consulha.config import ConsulConfig
-from consulha.consul_store import ConsulStore
+from consulha.consul.store import ConsulStore
 from lab.consul import ConsulDev
 from lab.named import NamedServer
 from lab.site import AgentProcess, http_service, site_config, write_config

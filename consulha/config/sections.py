@@ -3,28 +3,50 @@
 import os
 import re
 import shutil
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import yaml
 
 from consulha.config import values
-from consulha.config.model import (Config, ConfigError, ConsulConfig, CheckConfig, DnsConfig,
-                                   ElectionConfig, HooksConfig, MetricsConfig, RecordConfig, ServiceConfig,
-                                   SessionConfig, TsigConfig)
+from consulha.config.model import (
+    CheckConfig,
+    Config,
+    ConfigError,
+    ConsulConfig,
+    DnsConfig,
+    ElectionConfig,
+    HooksConfig,
+    MetricsConfig,
+    RecordConfig,
+    ServiceConfig,
+    SessionConfig,
+    TsigConfig,
+)
 from consulha.config.yamlnodes import Document, Mapping
-from consulha.durations import format_duration
+from consulha.core.durations import format_duration
+from consulha.core.timing import Timing
 
 _TOP_KEYS = ("site", "group", "key_prefix", "consul", "session", "services", "dns", "hooks", "election",
              "metrics")
 _CHECK_KINDS = ("http", "tcp", "script")
 
 
-def load_config(path: str | os.PathLike, check_listen: bool = False) -> Config:
+class ListenProbe(Protocol):
+    """Whether this host can listen where a config says, now (consulha.ops.listen answers). Passed
+    in, not imported: the config layer does no network I/O of its own."""
+
+    def heartbeat_problem(self, address: str) -> str | None: ...
+
+    def metrics_problem(self, listen: tuple[str, int], identity: str) -> str | None: ...
+
+
+def load_config(path: str | os.PathLike, listen_probe: ListenProbe | None = None) -> Config:
     """Load and validate the config file at `path`.
 
     Raises ConfigError, naming the file, the YAML line (when known) and the key path, for an
     unreadable, empty or malformed file, an unknown or missing key, or an invalid value. With
-    `check_listen` (`consulha validate`), also for a metrics address this host cannot bind now;
+    `listen_probe` (`consulha validate`), also for a metrics address this host cannot bind now;
     the agent itself only logs that, so a busy port never keeps it out of the election.
     """
     document = Document(os.fspath(path))
@@ -36,12 +58,12 @@ def load_config(path: str | os.PathLike, check_listen: bool = False) -> Config:
         consul=_consul(top.section("consul", ("address", "token", "token_file", "ca_file", "cert_file", "key_file"))),
         session=_session(top.section("session", ("ttl", "lock_delay", "heartbeat_ttl",
                                                         "heartbeat_address", "node_checks")),
-                          check_listen),
+                          listen_probe),
         services=_services(top),
         dns=_dns(top.section("dns", _DNS_KEYS, required=True)),
         hooks=_hooks(top.section("hooks", ("on_promote", "on_demote", "timeout"))),
         election=_election(top.section("election", ("preferred_site", "failback_delay"))),
-        metrics=_metrics(top.section("metrics", ("listen",)), f"{group}/{site}", check_listen),
+        metrics=_metrics(top.section("metrics", ("listen",)), f"{group}/{site}", listen_probe),
     )
     # Warnings are collected while the sections are read, so they are complete only now.
     return Config(
@@ -69,7 +91,7 @@ def _consul(consul: Mapping) -> ConsulConfig:
     return ConsulConfig(address=address, token=token, **tls_files)
 
 
-def _session(session: Mapping, check_listen: bool) -> SessionConfig:
+def _session(session: Mapping, listen_probe: ListenProbe | None) -> SessionConfig:
     ttl = session.get("ttl", values.duration(10, 86400), SessionConfig.ttl)
     lock_delay = session.get("lock_delay", values.lock_delay, SessionConfig.lock_delay)
     heartbeat_ttl = session.get("heartbeat_ttl", values.duration(1, 86400), SessionConfig.heartbeat_ttl)
@@ -77,15 +99,12 @@ def _session(session: Mapping, check_listen: bool) -> SessionConfig:
         message = f"must not exceed session.ttl ({format_duration(ttl)}), got {format_duration(heartbeat_ttl)}"
         raise session.error("heartbeat_ttl", message)
     address = session.get("heartbeat_address", values.ip_address, SessionConfig.heartbeat_address)
-    if check_listen:
-        from consulha.heartbeat import bind_problem
-        problem = bind_problem(address)
+    if listen_probe is not None:
+        problem = listen_probe.heartbeat_problem(address)
         if problem:
             raise session.error("heartbeat_address", problem)
     config = SessionConfig(ttl=ttl, lock_delay=lock_delay, heartbeat_ttl=heartbeat_ttl,
                            heartbeat_address=address, node_checks=_node_checks(session))
-    # Imported here: consulha.timing imports the model, which imports this package first.
-    from consulha.timing import Timing
     try:
         Timing.of(config)
     except ValueError as problem:
@@ -284,12 +303,10 @@ def _election(election: Mapping) -> ElectionConfig:
     return ElectionConfig(preferred_site=preferred_site, failback_delay=failback_delay)
 
 
-def _metrics(metrics: Mapping, identity: str, check_listen: bool) -> MetricsConfig:
+def _metrics(metrics: Mapping, identity: str, listen_probe: ListenProbe | None) -> MetricsConfig:
     listen = metrics.get("listen", values.host_port(default_port=None), None)
-    if listen is not None and check_listen:
-        from consulha.metrics import listen_conflict
-
-        problem = listen_conflict(listen, identity)
+    if listen is not None and listen_probe is not None:
+        problem = listen_probe.metrics_problem(listen, identity)
         if problem:
             raise metrics.error("listen", problem)
     return MetricsConfig(listen=listen)

@@ -11,7 +11,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from consulha.config.model import MIN_LOCK_DELAY, TSIG_ALGORITHMS
-from consulha.durations import format_duration, parse_duration
+from consulha.core.durations import format_duration, parse_duration
 
 SITE_NAME = re.compile(r"[a-z0-9-]+")
 SERVICE_NAME = re.compile(r"[a-zA-Z0-9_-]+")

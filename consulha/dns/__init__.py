@@ -1,6 +1,8 @@
 """Point DNS at this site, fenced by the leadership epoch.
 
-    protocol.py  DnsProvider, DnsState, the errors, the fence TXT's format
+    protocol.py  DnsProvider, DnsState, PublishResult: what a provider offers the publisher
+    errors.py    DnsError, StaleEpochError
+    fence.py     the fence TXT's format (epoch and site)
     wire.py      DNS messages on the wire (send, read, errors with server and rcode)
     rfc2136.py   RFC 2136 dynamic updates: one update per zone, the fence as prerequisite
     command.py   an external command implements read/publish (e.g. an in-house DNS API)
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 from consulha.config import DnsConfig
 from consulha.dns.command import EXIT_STALE, CommandProvider
-from consulha.dns.protocol import DnsError, DnsProvider, DnsState, PublishResult, StaleEpochError, parse_epoch
+from consulha.dns.errors import DnsError, StaleEpochError
+from consulha.dns.fence import parse_epoch
+from consulha.dns.protocol import DnsProvider, DnsState, PublishResult
 from consulha.dns.rfc2136 import Rfc2136Provider
 from consulha.dns.verify import ServerView, Verifier, describe_laggards
 

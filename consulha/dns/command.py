@@ -20,7 +20,9 @@ import signal
 import subprocess
 
 from consulha.config import DnsConfig
-from consulha.dns.protocol import DnsError, DnsState, PublishResult, StaleEpochError, check_site_name
+from consulha.dns.errors import DnsError, StaleEpochError
+from consulha.dns.fence import check_site_name
+from consulha.dns.protocol import DnsState, PublishResult
 from consulha.dns.verify import Verifier
 from consulha.dns.wire import canonical
 

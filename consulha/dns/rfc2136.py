@@ -16,8 +16,9 @@ import dns.tsigkeyring
 import dns.update
 
 from consulha.config import DnsConfig
-from consulha.dns.protocol import (DnsError, DnsState, PublishResult, StaleEpochError, check_site_name,
-                                   fence_text, parse_epoch)
+from consulha.dns.errors import DnsError, StaleEpochError
+from consulha.dns.fence import check_site_name, fence_text, parse_epoch
+from consulha.dns.protocol import DnsState, PublishResult
 from consulha.dns.verify import Verifier
 from consulha.dns.wire import canonical, check_rcode, read_rrset, send_tcp, where
 

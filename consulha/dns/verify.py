@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from consulha.config import DnsConfig
-from consulha.dns.protocol import parse_epoch
+from consulha.dns.fence import parse_epoch
 from consulha.dns.wire import Server, ask, where
 
 Answer = tuple[str, ...] | str  # rdata texts, or an error: "no answer within 2s", "REFUSED", "error: ..."

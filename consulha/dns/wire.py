@@ -20,7 +20,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.tsig
 
-from consulha.dns.protocol import DnsError
+from consulha.dns.errors import DnsError
 
 Server = tuple[str, int]
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import netns as netlab  # split by concern in the next commit
+from lab.chaoslab import ChaosLab
 from lab.invariants import Report, Window, check
+from lab.netns import preflight, sweep_stale
+from lab.pair import wait_until
 
 
 def pytest_configure(config):
@@ -31,14 +33,14 @@ _swept = False
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, request):
     global _swept
-    reason = netlab.preflight()
+    reason = preflight()
     if reason:
         pytest.skip(f"chaos suite skipped: {reason}")
     if not _swept:
-        netlab.sweep_stale()
+        sweep_stale()
         _swept = True
     workdir = tmp_path_factory.mktemp(f"chaos-{request.module.__name__.rsplit('.', 1)[-1]}")
-    the_lab = netlab.ChaosLab(workdir)
+    the_lab = ChaosLab(workdir)
     try:
         the_lab.start()
         yield the_lab
@@ -49,7 +51,7 @@ def lab(tmp_path_factory, request):
 class Scenario:
     """One scenario on the shared lab: times, checks and metrics."""
 
-    def __init__(self, lab: netlab.ChaosLab, name: str, metrics_path: Path, session: dict):
+    def __init__(self, lab: ChaosLab, name: str, metrics_path: Path, session: dict):
         self.lab = lab
         self.name = name
         self.metrics_path = metrics_path
@@ -89,7 +91,7 @@ class Scenario:
 
     def back_as_standby(self, site: str, timeout: float = 40) -> None:
         """Wait until `site` is a candidate again; AssertionError with the logs after `timeout`."""
-        netlab.wait_until(lambda: self.lab.candidate(site), timeout, step=0.1,
+        wait_until(lambda: self.lab.candidate(site), timeout, step=0.1,
                           what=f"{site} standby again", logs=self.lab.logs)
 
     def verify_failover_then_heal(self, fault: float, heal: float, fault_name: str, bound: float,
@@ -167,7 +169,7 @@ def settle_unchanged(scenario: Scenario, fault: float, heal: float, expected: st
     def held():  # one read can fail while the cluster settles after the heal: ask again
         site_and_epoch = lab.leader()
         return site_and_epoch if site_and_epoch[0] else None
-    site, epoch = netlab.wait_until(held, 20, what="a lock holder after the heal")
+    site, epoch = wait_until(held, 20, what="a lock holder after the heal")
     scenario.metric("epoch_changed", epoch != scenario.epoch0)
     scenario.metric("leader_moved", bool(moved) or site != expected)
     report = scenario.verify(Window("fault", fault, heal, max_changes=1),

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from consulha.reasons import Cause
+from consulha.core.reasons import Cause
 from lab.invariants import Window
 from lab.pair import wait_until
 

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from consulha.reasons import Cause
+from consulha.core.reasons import Cause
 from lab.invariants import Window
 from lab.pair import wait_until
 from tests.chaos.conftest import settle_unchanged

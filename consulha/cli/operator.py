@@ -1,0 +1,162 @@
+"""The operator commands: handover, takeover, maintenance, pause, resume, history. Each
+parses its options, calls consulha.agent.operations and renders the outcome (exit 0 done, 1 refused
+or not done safely, 2 usage or config error)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from consulha.cli.app import ConfigOption, DryRunOption, app, console, errors, load_or_exit, one_line_errors
+from consulha.config import Config
+
+
+def _operations(cfg: Config):
+    from consulha.agent.operations import Operations
+    from consulha.consul.store import ConsulStore
+    from consulha.dns import make_provider
+
+    return Operations(cfg, ConsulStore(cfg.consul), make_provider(cfg.dns, cfg.site))
+
+
+def _duration(text: str, option: str) -> float:
+    from consulha.core.durations import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        errors.print(f"{option}: {error}")
+        raise typer.Exit(2)
+    if seconds <= 0:
+        errors.print(f"{option}: must be positive")
+        raise typer.Exit(2)
+    return seconds
+
+
+def _finish(outcome, as_json: bool) -> None:
+    from consulha.agent.operations import outcome_json
+
+    if as_json:
+        print(json.dumps(outcome_json(outcome), indent=2, sort_keys=True))
+    else:
+        colour = "green" if outcome.ok else "red"
+        # soft_wrap: the outcome is one line in a log or a pipe, however narrow the terminal.
+        console.print(f"[{colour}]{escape(outcome.message)}[/]", highlight=False, soft_wrap=True)
+    raise typer.Exit(0 if outcome.ok else 1)
+
+
+@app.command()
+@one_line_errors
+def handover(
+    config: Path = ConfigOption,
+    to: Optional[str] = typer.Option(None, "--to", help="Target site (default: any healthy candidate)."),
+    timeout: str = typer.Option("30s", "--timeout", help="Give up (and withdraw the request) after this."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Return once the request is recorded."),
+    dry_run: bool = DryRunOption,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Planned switchover: the leader releases, the target takes the lock, DNS moves once."""
+    cfg = load_or_exit(config)
+    seconds = _duration(timeout, "--timeout")
+    _finish(_operations(cfg).handover(to, seconds, wait=not no_wait, dry_run=dry_run), as_json)
+
+
+@app.command()
+@one_line_errors
+def takeover(
+    config: Path = ConfigOption,
+    site: str = typer.Option(..., "--site", help="The healthy candidate that must take over."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    timeout: str = typer.Option("60s", "--timeout"),
+    dry_run: bool = DryRunOption,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Forced failover: destroy the leader's session so SITE acquires after lock-delay."""
+    cfg = load_or_exit(config)
+    seconds = _duration(timeout, "--timeout")
+    if not (yes or dry_run) and not typer.confirm(
+            f"Destroy the current leader's session so that site {site} takes over?"):
+        errors.print("aborted: nothing changed")
+        raise typer.Exit(1)
+    _finish(_operations(cfg).takeover(site, seconds, dry_run=dry_run), as_json)
+
+
+@app.command()
+@one_line_errors
+def maintenance(
+    state: str = typer.Argument(..., help="on or off"),
+    config: Path = ConfigOption,
+    site: Optional[str] = typer.Option(None, "--site", help="Default: the config's site."),
+    reason: Optional[str] = typer.Option(None, "--reason"),
+    force: bool = typer.Option(False, "--force", help="Even when no other site can take over."),
+    timeout: str = typer.Option("30s", "--timeout"),
+    dry_run: bool = DryRunOption,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Withdraw a site from the election (a leader hands over first), or bring it back."""
+    if state not in ("on", "off"):
+        errors.print("maintenance takes 'on' or 'off'")
+        raise typer.Exit(2)
+    cfg = load_or_exit(config)
+    seconds = _duration(timeout, "--timeout")
+    _finish(_operations(cfg).maintenance(site or cfg.site, state == "on", reason, force, seconds,
+                                         dry_run=dry_run), as_json)
+
+
+@app.command()
+@one_line_errors
+def pause(
+    config: Path = ConfigOption,
+    reason: Optional[str] = typer.Option(None, "--reason", help="Shown by status and history."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Pause automatic failover for the whole group until `resume`.
+
+    While paused nobody takes a free lock and a leader keeps it when a service check fails;
+    planned handover still works. A leader that dies (agent, node) still loses its session:
+    then nobody leads until resume."""
+    cfg = load_or_exit(config)
+    if not yes and not typer.confirm(f"Pause automatic failover of group {cfg.group}? If its "
+                                     f"leader dies meanwhile, nobody takes over until resume."):
+        errors.print("aborted: nothing changed")
+        raise typer.Exit(1)
+    _finish(_operations(cfg).pause(reason), as_json)
+
+
+@app.command()
+@one_line_errors
+def resume(
+    config: Path = ConfigOption,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """End a pause: automatic failover is on again (a standby takes a free lock at once)."""
+    cfg = load_or_exit(config)
+    _finish(_operations(cfg).resume(), as_json)
+
+
+@app.command()
+@one_line_errors
+def history(
+    config: Path = ConfigOption,
+    limit: int = typer.Option(20, "--limit", min=1, max=100),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Recorded leadership changes, newest last: time, epoch, from, to, cause."""
+    cfg = load_or_exit(config)
+    outcome = _operations(cfg).history(limit)
+    if as_json:
+        print(json.dumps(outcome.data["history"], indent=2))
+        return
+    table = Table("time", "epoch", "from", "to", "cause", title="leadership history")
+    for entry in outcome.data["history"]:
+        table.add_row(entry.get("time", ""), str(entry.get("epoch")), entry.get("from") or "-",
+                      entry.get("to") or "-", entry.get("cause", ""))
+    console.print(table)
+
+
