@@ -9,13 +9,13 @@ the lab's `popen`, so `NetLab.destroy` (and the sweep of a crashed run) ends it 
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.daemon import log_tail
 from lab.netlab import NetLab
 
 JAR = Path("/usr/share/java/zookeeper.jar")   # its manifest names the rest of its classpath
@@ -117,7 +117,6 @@ class ZkNode:
 
     def kill(self) -> None:
         if self.running():
-            self.process.send_signal(signal.SIGCONT)
             self.process.kill()
             self.process.wait(10)
 
@@ -126,10 +125,7 @@ class ZkNode:
         return mode_of(self.lab.observe(four_letter, self.address))
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
 
 class ZkEnsemble:
