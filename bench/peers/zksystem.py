@@ -55,10 +55,15 @@ class ZkSystem:
 
     def start(self, lab: ChaosLab, timeout: float = 60.0) -> None:
         """The ensemble (if not running), then agent a until it is active with DNS on a, then
-        agent b until it is the standby."""
+        agent b until it is the standby. Agents of an earlier run still running are killed
+        first (they would go on writing the same record); both toy services are made healthy."""
+        for site in list(self.agents):
+            self.kill_agent(site)
         self.lab = lab
         self.runs += 1
-        if self.ensemble is None:
+        for toy in lab.toys.values():
+            toy.recover()
+        if self.ensemble is None or self.ensemble.lab is not lab.net:   # first run, or a new lab
             self.ensemble = ZkEnsemble(lab.net)
         if not all(node.running() for node in self.ensemble.nodes.values()):
             self.ensemble.start(timeout)
