@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.daemon import log_tail
-from lab.netlab import NetLab
+from lab.netns import NetLab
 
 JAR = Path("/usr/share/java/zookeeper.jar")   # its manifest names the rest of its classpath
 # ZooKeeper logs through slf4j; without a binding it logs nothing at all. The simple binding

@@ -19,7 +19,8 @@ import dns.message
 import dns.query
 
 from bench.peers.ensemble import ZkEnsemble
-from lab.netlab import PEER_RECORD, ChaosLab
+from lab.chaoslab import ChaosLab
+from lab.netns import PEER_RECORD
 from lab.pair import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
