@@ -52,6 +52,7 @@ GROUP = "app"
 LEADER_KEY = f"consulha/{GROUP}/leader"
 ZONE = "example.test."
 RECORD = "app.example.test."
+PEER_RECORD = "zk.example.test."  # the ZooKeeper design's (bench/peers), beside consulha's
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

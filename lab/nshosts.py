@@ -13,7 +13,7 @@ import dns.query
 import dns.rcode
 
 from lab.named import NAMED, NamedServer
-from lab.netns import RECORD, ZONE, NetLab
+from lab.netns import PEER_RECORD, RECORD, ZONE, NetLab
 from lab.site import AgentProcess
 
 
@@ -21,7 +21,7 @@ class NsNamedServer(NamedServer):
     """NamedServer listening on its namespace's address (port 53) instead of 127.0.0.1."""
 
     def __init__(self, lab: NetLab, workdir: Path, host: str = "dns", **kwargs):
-        super().__init__(workdir, zone=ZONE, records=(RECORD,), port=53, **kwargs)
+        super().__init__(workdir, zone=ZONE, records=(RECORD, PEER_RECORD), port=53, **kwargs)
         self.lab = lab
         self.host = host
         self.address = (lab.addr(host), 53)
