@@ -3,9 +3,12 @@ the consulha agents; `reset()` puts it in the state every scenario starts from."
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 from typing import Iterable
 
+from lab.hooklog import hook_calls, recording_hooks
 from lab.invariants import Sample
 from lab.netns import CLIENTS, GROUP, SERVERS, NetLab, in_netns
 from lab.nsconsul import ConsulNode
@@ -33,6 +36,8 @@ class ChaosLab:
         self.scenario = "setup"
         self.transitions_path = self.workdir / "transitions-setup.jsonl"
         self.session_overrides: dict = {}  # extra `session:` keys for this scenario's agents
+        self.section_overrides: dict = {}  # extra top-level sections (election, ...) for them
+        self.record_hooks = False          # on_promote / on_demote count their calls (hook_calls)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -127,7 +132,9 @@ class ChaosLab:
         document = site_config(site, "http://127.0.0.1:8500", dns_section, services,
                                self.values[site], group=GROUP,
                                session={"ttl": "10s", "lock_delay": "1s", "heartbeat_ttl": "3s",
-                                        **self.session_overrides})
+                                        **self.session_overrides},
+                               **self.section_overrides,
+                               **({"hooks": recording_hooks(self.hooks_path(site))} if self.record_hooks else {}))
         return write_config(self.workdir / f"{site}.yaml", document)
 
     def start_agent(self, site: str) -> NsAgentProcess:
@@ -168,6 +175,21 @@ class ChaosLab:
         return self.sampler.wait(lambda s: self.names(s, site), timeout,
                                  what=f"DNS and lock on {site}", logs=self.logs)
 
+    def hooks_path(self, site: str) -> Path:
+        return self.workdir / f"hooks-{site}-{self.scenario}.log"
+
+    def hook_calls(self, site: str) -> list[tuple[str, str]]:
+        """(event, epoch) of every hook call of `site`'s agent in this scenario."""
+        return hook_calls(self.hooks_path(site))
+
+    def failures(self) -> dict:
+        """The group's flap-damping records, as `consulha status --json` shows them."""
+        status, entries = self.api(f"/v1/kv/consulha/{GROUP}/control/failures/?recurse")
+        if status != 200 or not entries:
+            return {}
+        return {entry["Key"].rsplit("/", 1)[1]: json.loads(base64.b64decode(entry["Value"]))
+                for entry in entries if entry.get("Value")}
+
     def transitions(self):
         from lab.invariants import load_transitions
         return load_transitions(self.transitions_path)
@@ -178,10 +200,13 @@ class ChaosLab:
 
     # -- scenarios ------------------------------------------------------------------------------
 
-    def reset(self, scenario: str, timeout: float = 60.0, **session) -> Sample:
-        """Fresh agents, healed network, every process running, healthy toys; then a leads with
-        DNS on a and b is a standby. Starts the scenario's sampler; returns the steady sample.
-        `session`: extra keys of the agents' `session:` section for this scenario."""
+    def reset(self, scenario: str, timeout: float = 60.0, sections: dict | None = None,
+              record_hooks: bool = False, **session) -> Sample:
+        """Fresh agents, healed network, every process running, healthy toys, no failures
+        recorded (flap damping); then a leads with DNS on a and b is a standby. Starts the
+        scenario's sampler; returns the steady sample. `session`: extra keys of the agents'
+        `session:` section, `sections`: extra top-level sections, `record_hooks`: count the
+        hooks' calls (`hook_calls`), all for this scenario."""
         if self.sampler:
             self.sampler.stop()
             self.sampler = None
@@ -191,9 +216,13 @@ class ChaosLab:
             toy.recover()
         self.scenario = scenario
         self.session_overrides = dict(session)
+        self.section_overrides = dict(sections or {})
+        self.record_hooks = record_hooks
         self.transitions_path = self.workdir / f"transitions-{scenario}.jsonl"
         self.transitions_path.unlink(missing_ok=True)
         self.wait_cluster()
+        # The previous scenario's losses must not damp this one's sites.
+        self.api(f"/v1/kv/consulha/{GROUP}/control/failures/?recurse", method="DELETE")
         self.sampler = Sampler(self.net, self.workdir / f"samples-{scenario}.jsonl").start()
         self.start_agent("a")
         steady = self.wait_dns_names("a", timeout)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+from consulha.agent.failures import FailureRecorder
 from consulha.agent.observe import SessionMemory
 from consulha.agent.status import service_instances
 from consulha.config import Config
 from consulha.consul.control import append_history, clear_request, put_request
 from consulha.consul.store import ConsulStore
 from consulha.core.control import ControlKeys, HandoverRequest, HistoryEntry
+from consulha.core.damping import LOSER_FAULTS, Failure
 from consulha.core.decide import Snapshot, cause_of_win
 from consulha.core.election import Election
 from consulha.core.keys import Keys
@@ -32,7 +34,7 @@ REANCHOR_RESERVATION = 10.0  # how long others stand back while a leader moves t
 class LockActions:
     def __init__(self, cfg: Config, keys: Keys, store: ConsulStore, control_keys: ControlKeys,
                  election: Election, memory: SessionMemory, timing: Timing,
-                 clock: Callable[[], float]):
+                 clock: Callable[[], float], failures: FailureRecorder):
         self.cfg = cfg
         self.timing = timing
         self.keys = keys
@@ -41,6 +43,7 @@ class LockActions:
         self.election = election
         self.memory = memory
         self._clock = clock
+        self.failures = failures
 
     def _record(self, epoch: int | None) -> LeaderRecord:
         return LeaderRecord(site=self.cfg.site, address=self.cfg.dns.value, epoch=epoch,
@@ -48,8 +51,9 @@ class LockActions:
 
     # -- winning --------------------------------------------------------------------------------
 
-    def acquire(self, s: Snapshot) -> bool:
-        """Take the free lock and lead at its epoch; True once promoted."""
+    def acquire(self, s: Snapshot, damped: Reason | None = None) -> bool:
+        """Take the free lock and lead at its epoch; True once promoted. `damped`: we lead
+        although our failures damp us (no other healthy candidate), said in the history."""
         session = self.memory.session
         if not self.store.acquire(self.keys.leader, self._record(None).encode(), session):
             return False
@@ -60,6 +64,8 @@ class LockActions:
         previous = s.leader.record
         reason, request = cause_of_win(self.cfg.site, previous, s.control.handover, s.wall,
                                        self._failing_checks(previous, s), self._heartbeat_of(previous))
+        if damped is not None:
+            reason = Reason(reason.cause, f"{reason}; {damped}")
         # The lease counts from the send time of the epoch write, the last request before the
         # promotion: a compare-and-set at the acquire's index succeeds only while our session
         # still holds the key, so it proves the lock as well as a read. (Counted from the read
@@ -75,7 +81,18 @@ class LockActions:
             clear_request(self.store, self.control_keys, request)
         append_history(self.store, self.control_keys, HistoryEntry(
             epoch=epoch, from_site=previous.site if previous else None, to=self.cfg.site, cause=reason))
+        self._report_loser(previous, reason, s)
         return True
+
+    def _report_loser(self, previous: LeaderRecord | None, reason: Reason, s: Snapshot) -> None:
+        """The old leader's own checks lost it the lock: count its failure, in case it could
+        not (dead, frozen or cut off); the record counts each lost epoch once."""
+        if (not self.cfg.election.damping.enabled or previous is None or previous.site == self.cfg.site
+                or reason.cause not in LOSER_FAULTS):
+            return
+        known = s.control.failures.get(previous.site)
+        if known is None or not known.has(previous.epoch):
+            self.failures.record(previous.site, Failure(previous.epoch, s.wall, reason))
 
     def _failing_checks(self, previous: LeaderRecord | None, s: Snapshot) -> list[tuple[str | None, str]]:
         """Critical checks of the old leader's site, read only when they can explain the win."""

@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from consulha.agent.failures import FailureRecorder
 from consulha.agent.hooks import HookRunner
 from consulha.agent.lock import LockActions
 from consulha.agent.observe import Observer, SessionMemory
@@ -40,6 +41,7 @@ from consulha.consul.store import CheckNotPassing, ConsulRefused, ConsulStore, C
 from consulha.consul.watch import WATCH_WAIT, PrefixWatch, SharedWatch
 from consulha.core.backoff import Backoff
 from consulha.core.control import ControlKeys
+from consulha.core.damping import Failure
 from consulha.core.decide import Act, Decision, Policy, Snapshot, decide
 from consulha.core.election import Election, Lease, Role, Transition
 from consulha.core.keys import Keys
@@ -70,7 +72,7 @@ class Agent:
         self.keys = Keys(cfg)
         self.timing = Timing.of(cfg.session)
         self.policy = Policy(cfg.site, self.timing, cfg.election.preferred_site,
-                             cfg.election.failback_delay)
+                             cfg.election.failback_delay, cfg.election.damping.enabled)
         self._clock = clock
         self.store = store or ConsulStore(cfg.consul, self.timing.request_timeout,
                                           max_wait=self.timing.standby_wait, pool=pool)
@@ -104,8 +106,9 @@ class Agent:
         self.publisher = DnsPublisher(cfg.dns, self.dns, self.election, clock, self._hold_off,
                                       self.metrics, self.timing.dns_poll,
                                       self.timing.dns_converge_limit)
+        self.failures = FailureRecorder(cfg, self.keys, self.store, self.control_keys)
         self.lock = LockActions(cfg, self.keys, self.store, self.control_keys, self.election,
-                                self.memory, self.timing, clock)
+                                self.memory, self.timing, clock, self.failures)
         self.hooks = HookRunner(cfg.hooks, cfg.site, cfg.group)
         self.election.subscribe(self._on_transition)
         self.metrics.follow(self.election, self._making_progress)
@@ -242,7 +245,12 @@ class Agent:
             self.stop_event.wait(decision.wait)
 
     def _act(self, d: Decision, s: Snapshot) -> None:
-        if d.act == Act.WITHDRAW:
+        if d.failure is not None:  # recorded by the next pass, before we may compete again
+            self.memory.lost = Failure(self.election.epoch, s.wall, d.failure)
+        if d.act == Act.RECORD_FAILURE:
+            self.failures.record_own(s.lost)
+            self.memory.lost = None
+        elif d.act == Act.WITHDRAW:
             if self.memory.session:
                 self.lock.end_session()
             self.election.ineligible(d.reason)
@@ -289,15 +297,18 @@ class Agent:
         self.lock.keep_candidate_key()
         self.election.candidate(Reason(Cause.COMPETING, "consul answers again: competing"))
         if d.act == Act.RESUME:
-            self.lock.resume(d.epoch, d.reason)
+            if self.lock.resume(d.epoch, d.reason):
+                self.memory.lost = None  # the self-fence cost us nothing
         elif d.act == Act.RELEASE_OURS:
             self.lock.release_ours()
         elif d.act == Act.ASK_FAILBACK:
             self.lock.ask_for_failback(s.leader.holder_site, s.wall)
         elif d.act == Act.WAIT_FOR_LOCK:
             self.memory.leader_index = 0  # the next read must not block: nothing will change the key
+            if d.reason.cause == Cause.DAMPED:
+                self.failures.passed_over(d.reason, s.leader.modify_index)
         elif d.act == Act.ACQUIRE:
-            if not self.lock.acquire(s):
+            if not self.lock.acquire(s, d.reason if d.reason.cause == Cause.DAMPED else None):
                 # Refused while lock-delay runs, or lost: retry on a short timer (a blocking
                 # read would not wake us when the delay ends).
                 self.memory.leader_index = 0
@@ -381,3 +392,6 @@ class Agent:
             self.hooks.submit("promote", transition.epoch, str(transition.reason))
         elif transition.old == Role.LEADER:
             self.hooks.submit("demote", transition.epoch, str(transition.reason))
+            if transition.reason.cause == Cause.SELF_FENCED and self.policy.damping:
+                # A failure unless the lock is still ours on the next pass (RESUME clears it).
+                self.memory.lost = Failure(transition.epoch, transition.wall, transition.reason)

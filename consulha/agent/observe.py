@@ -20,6 +20,7 @@ from consulha.consul.control import read_control
 from consulha.consul.store import ConsulStore
 from consulha.consul.watch import PrefixWatch
 from consulha.core.control import ControlKeys, ControlState
+from consulha.core.damping import Failure
 from consulha.core.decide import Snapshot
 from consulha.core.election import Election, Role
 from consulha.core.keys import Keys
@@ -39,6 +40,7 @@ class SessionMemory:
     hold_off_until: float = 0.0
     local_failing: tuple[str, ...] = ()  # as of the last read of the local agent's checks
     checks_index: int = 0               # blocking-query index of our node's checks (ineligible)
+    lost: Failure | None = None         # our lost leadership, until it is in our failure record
 
     def new_session(self, session: str, paused: bool, now: float, renew: float) -> None:
         self.session, self.next_renew, self.candidate_key_held = session, now + renew, False
@@ -86,6 +88,8 @@ class Observer:
         if self.election.role == Role.LEADER and leader.holder == memory.session and (
                 control.in_maintenance(self.site) or (control.handover and control.handover.state == "pending")):
             peers = read_peers(self.cfg, self.keys, self.store)
+        elif self.election.role != Role.LEADER and not leader.held and self._damped(control):
+            peers = read_peers(self.cfg, self.keys, self.store)  # is anyone else there to take it?
         return self._snapshot(memory, control, leader=leader, read_sent_at=sent_at,
                               free_since=self._free_since(memory, leader), peers=peers)
 
@@ -93,7 +97,12 @@ class Observer:
         return Snapshot(now=self._clock(), wall=self._wall_clock(), role=self.election.role,
                         role_since=self.election.since, control=control, session=memory.session,
                         session_paused=memory.session_paused, local_failing=memory.local_failing,
-                        hold_off_until=memory.hold_off_until, **observed)
+                        hold_off_until=memory.hold_off_until, lost=memory.lost, **observed)
+
+    def _damped(self, control: ControlState) -> bool:
+        record = control.failures.get(self.site)
+        return (self.cfg.election.damping.enabled and record is not None
+                and record.damped(self._wall_clock()))
 
     def _renew_if_due(self, memory: SessionMemory) -> bool:
         """Renew when due; False when Consul no longer has our session."""

@@ -1,4 +1,4 @@
-"""Operator actions behind `consulha handover|takeover|maintenance|pause|resume|history`.
+"""Operator actions behind `consulha handover|takeover|maintenance|pause|resume|cleanup|history`.
 
 Each action checks what it can before it writes anything, so a refused action changes nothing,
 then records the intent in Consul KV (see consulha.core.control) and, unless told not to, waits until
@@ -18,7 +18,8 @@ from typing import Any
 
 from consulha.agent.status import read_peers
 from consulha.config import Config
-from consulha.consul.control import append_history, clear_request, put_request, read_control, read_history
+from consulha.consul.control import (append_history, clear_failures, clear_request, put_request, read_control,
+                                     read_history)
 from consulha.consul.store import ConsulStore
 from consulha.core.control import ControlKeys, HandoverRequest, MaintenanceMark, OperatorEvent, PauseMark
 from consulha.core.keys import Keys
@@ -271,6 +272,33 @@ class Operations:
         self._record("resume", f"resumed by {operator()} (paused by {mark.by or 'unknown'} since "
                                f"{_iso(mark.since)}: {mark.reason or 'no reason given'})")
         return Outcome(True, "resumed: automatic failover is on again", {"pause": None})
+
+    def cleanup(self, site: str | None, dry_run: bool = False) -> Outcome:
+        """Clear the flap-damping failures of `site`, or of every site (`pcs resource cleanup`):
+        a repaired site competes on equal terms again. A record that gained a failure since it
+        was read is left alone (check-and-set), and the outcome says so."""
+        failures = read_control(self.store, self.control_keys).failures
+        chosen = dict(sorted(failures.items())) if site is None else (
+            {site: failures[site]} if site in failures else {})
+        if not chosen:
+            whose = f"site {site} has" if site else "no site has"
+            return Outcome(True, f"{whose} no recorded failures: nothing to clear", {"cleared": []})
+        now = time.time()
+        described = "; ".join(f"site {name}: {record.describe(now)}" for name, record in chosen.items())
+        if dry_run:
+            return Outcome(True, f"dry run: would clear the failures of {described}; nothing changed",
+                           {"cleared": [], "would_clear": list(chosen), "dry_run": True})
+        cleared = [name for name, record in chosen.items()
+                   if clear_failures(self.store, self.control_keys, record)]
+        if cleared:
+            self._record("cleanup", f"failures of site {', '.join(cleared)} cleared by {operator()} "
+                                    f"({described})")
+        missed = [name for name in chosen if name not in cleared]
+        if missed:
+            return Outcome(False, f"not cleared: site {', '.join(missed)} recorded another failure "
+                                  f"meanwhile; look at `consulha status` and repeat", {"cleared": cleared})
+        return Outcome(True, f"cleared the failures of {described}: competing on equal terms again",
+                       {"cleared": cleared})
 
     def _record(self, kind: str, detail: str) -> LeaderRecord | None:
         """An operator event in the history at the current leader's epoch; returns that leader."""

@@ -8,6 +8,7 @@ server that is down or lagging shows with what it answers and its zone SOA seria
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -55,6 +56,8 @@ def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str
         status["handover"] = asdict(control.handover) if control.handover else None
         status["maintenance"] = {site: asdict(mark) for site, mark in control.maintenance.items()}
         status["pause"] = asdict(control.pause) if control.pause else None
+        status["failures"] = {site: record.view(time.time()) for site, record in sorted(control.failures.items())}
+        status["damping"] = cfg.election.damping.enabled
     except (ConsulUnavailable, ConsulRefused) as error:
         status["errors"].append(f"consul: {error}")
         status.setdefault("leader", {"site": None, "epoch": None})
@@ -64,6 +67,8 @@ def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str
         status.setdefault("handover", None)
         status.setdefault("maintenance", {})
         status.setdefault("pause", None)
+        status.setdefault("failures", {})
+        status.setdefault("damping", cfg.election.damping.enabled)
     status["dns"] = dns_status(dns, status["leader"])
     if status["dns"]["error"]:
         status["errors"].append(f"dns: {status['dns']['error']}")

@@ -185,16 +185,18 @@ def render_status(data: dict) -> None:
     else:
         console.print(f"[bold red]no leader[/] (last: site {leader.get('last_site')}, "
                       f"epoch {leader.get('last_epoch')})", highlight=False)
-    sites = Table("site", "candidate", "role", "reason", "last DNS write", title="sites")
+    sites = Table("site", "candidate", "role", "reason", "failures", "last DNS write", title="sites")
     candidate_sites = {c["site"] for c in data["candidates"]}
-    for site in sorted(candidate_sites | set(data["sites"])):
+    failures = data.get("failures") or {}
+    for site in sorted(candidate_sites | set(data["sites"]) | set(failures)):
         report = data["sites"].get(site, {})
         dns = report.get("dns") or {}
         written = f"epoch {dns['epoch']}, converged in {dns['converged_s']}s" if dns else ""
         if report.get("dns_error"):
             written = f"[red]failing: {escape(report['dns_error'])}[/]"
         sites.add_row(site, "yes" if site in candidate_sites else "no", report.get("role", "?"),
-                      report.get("reason", ""), written)
+                      report.get("reason", ""), _failures_cell(failures.get(site), data.get("damping", True)),
+                      written)
     console.print(sites)
     checks = Table("service", "site", "status", "check", "output", title="service checks")
     for instance in data["services"]:
@@ -224,6 +226,14 @@ def render_status(data: dict) -> None:
                       f"{mark.get('reason') or 'no reason given'}", highlight=False)
     for error in data["errors"]:
         console.print(f"[red]error:[/] {escape(error)}", highlight=False, soft_wrap=True)
+
+
+def _failures_cell(failures: dict | None, damping: bool) -> str:
+    """A site's flap-damping record: how many failures, the hold-down left."""
+    if not failures:
+        return "-"
+    text = escape(failures["summary"]) + ("" if damping else " (damping off)")
+    return f"[yellow]{text}[/]" if failures["damped"] and damping else text
 
 
 def main() -> None:

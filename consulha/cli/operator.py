@@ -1,4 +1,4 @@
-"""The operator commands: handover, takeover, maintenance, pause, resume, history. Each
+"""The operator commands: handover, takeover, maintenance, pause, resume, cleanup, history. Each
 parses its options, calls consulha.agent.operations and renders the outcome (exit 0 done, 1 refused
 or not done safely, 2 usage or config error)."""
 
@@ -138,6 +138,20 @@ def resume(
     """End a pause: automatic failover is on again (a standby takes a free lock at once)."""
     cfg = load_or_exit(config)
     _finish(_operations(cfg).resume(), as_json)
+
+
+@app.command()
+@one_line_errors
+def cleanup(
+    config: Path = ConfigOption,
+    site: Optional[str] = typer.Option(None, "--site", help="Default: every site of the group."),
+    dry_run: bool = DryRunOption,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Clear the recorded failures (flap damping) once a site is repaired: it competes on equal
+    terms again at once, instead of after its hold-down."""
+    cfg = load_or_exit(config)
+    _finish(_operations(cfg).cleanup(site, dry_run=dry_run), as_json)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 # A leader fences itself min(ttl, lock_delay) minus a margin after its session may have died;
 # below this there is no usable margin left.
 __all__ = ["MIN_LOCK_DELAY", "TSIG_ALGORITHMS", "ConsulConfig", "SessionConfig", "CheckConfig",
-           "ServiceConfig", "TsigConfig", "RecordConfig", "DnsConfig", "HooksConfig", "ElectionConfig",
+           "ServiceConfig", "TsigConfig", "RecordConfig", "DnsConfig", "HooksConfig", "ElectionConfig", "DampingConfig",
            "MetricsConfig", "Config",
            "ConfigError"]
 
@@ -149,9 +149,22 @@ class HooksConfig:
 
 
 @dataclass(frozen=True)
+class DampingConfig:
+    """Flap damping (consulha.core.damping): each lost leadership adds 1 to the site's penalty,
+    which halves every `half_life`; at `suppress` the site is damped until the penalty has decayed
+    to half of it, never longer than `max_hold_down` after its last failure. A few failures in
+    quick succession weigh a little less than their number: 2.5 means the third."""
+    enabled: bool = True
+    half_life: float = 60.0
+    suppress: float = 1.0
+    max_hold_down: float = 300.0
+
+
+@dataclass(frozen=True)
 class ElectionConfig:
     preferred_site: str | None = None
     failback_delay: float = 300.0
+    damping: DampingConfig = DampingConfig()
 
 
 @dataclass(frozen=True)

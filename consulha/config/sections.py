@@ -14,6 +14,7 @@ from consulha.config.model import (
     Config,
     ConfigError,
     ConsulConfig,
+    DampingConfig,
     DnsConfig,
     ElectionConfig,
     HooksConfig,
@@ -62,7 +63,7 @@ def load_config(path: str | os.PathLike, listen_probe: ListenProbe | None = None
         services=_services(top),
         dns=_dns(top.section("dns", _DNS_KEYS, required=True)),
         hooks=_hooks(top.section("hooks", ("on_promote", "on_demote", "timeout"))),
-        election=_election(top.section("election", ("preferred_site", "failback_delay"))),
+        election=_election(top.section("election", ("preferred_site", "failback_delay", "damping"))),
         metrics=_metrics(top.section("metrics", ("listen",)), f"{group}/{site}", listen_probe),
     )
     # Warnings are collected while the sections are read, so they are complete only now.
@@ -300,7 +301,21 @@ def _election(election: Mapping) -> ElectionConfig:
     if preferred_site is None and election.node("failback_delay") is not None:
         warning = election.error("failback_delay", "has no effect without election.preferred_site")
         election.document.warnings.append(str(warning))
-    return ElectionConfig(preferred_site=preferred_site, failback_delay=failback_delay)
+    damping = _damping(election.section("damping", ("enabled", "half_life", "suppress", "max_hold_down")))
+    return ElectionConfig(preferred_site=preferred_site, failback_delay=failback_delay, damping=damping)
+
+
+def _damping(damping: Mapping) -> DampingConfig:
+    half_life = damping.get("half_life", values.duration(1, 86400), DampingConfig.half_life)
+    max_hold_down = damping.get("max_hold_down", values.duration(1, 7 * 86400), DampingConfig.max_hold_down)
+    if max_hold_down < half_life:
+        # Below one half-life the penalty could never reach `suppress`: nothing would be damped.
+        raise damping.error("max_hold_down", f"must be at least half_life ({format_duration(half_life)}), "
+                                             f"got {format_duration(max_hold_down)}")
+    return DampingConfig(enabled=damping.get("enabled", values.boolean, DampingConfig.enabled),
+                         half_life=half_life, suppress=damping.get("suppress", values.number(1, 100),
+                                                                   DampingConfig.suppress),
+                         max_hold_down=max_hold_down)
 
 
 def _metrics(metrics: Mapping, identity: str, listen_probe: ListenProbe | None) -> MetricsConfig:

@@ -34,6 +34,21 @@ def clear_request(store: ConsulStore, keys: ControlKeys, request: HandoverReques
     return store.delete(keys.handover, cas=request.modify_index)
 
 
+def read_failures(store: ConsulStore, keys: ControlKeys, site: str) -> FailureRecord | None:
+    _, entry = store.get(keys.failures(site))
+    return FailureRecord.decode(entry) if entry is not None else None
+
+
+def put_failures(store: ConsulStore, keys: ControlKeys, record: FailureRecord) -> bool:
+    """Replace exactly the record we read (its ModifyIndex; 0: only if there is none yet)."""
+    return store.put(keys.failures(record.site), record.encode(), cas=record.modify_index)
+
+
+def clear_failures(store: ConsulStore, keys: ControlKeys, record: FailureRecord) -> bool:
+    """Delete the record only if nobody added a failure since we read it."""
+    return store.delete(keys.failures(record.site), cas=record.modify_index)
+
+
 def read_history(store: ConsulStore, keys: ControlKeys) -> tuple[list[dict], int]:
     _, entry = store.get(keys.history)
     if entry is None:

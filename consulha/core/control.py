@@ -2,6 +2,7 @@
 
     <prefix>/control/handover            one pending request to move leadership (JSON)
     <prefix>/control/maintenance/<site>  present while that site is withdrawn from the election
+    <prefix>/control/failures/<site>     that site's lost leaderships: flap damping (consulha.core.damping)
     <prefix>/history                     the last 100 leadership changes (JSON list)
 
 The values and their encoding live here, in one place; consulha.consul.control reads and writes
@@ -14,6 +15,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 
+from consulha.core.damping import FailureRecord
 from consulha.core.reasons import Cause, Reason
 from consulha.core.records import KvEntry, iso_now
 
@@ -134,8 +136,9 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class OperatorEvent:
-    """An operator's act that moves no lock (pause, resume), in the history beside the
-    leadership changes: no from or to, the leader's epoch at that moment."""
+    """An event that moves no lock, in the history beside the leadership changes: an operator's
+    act (pause, resume, cleanup) or a site's failure (kind `failure`, at the epoch it lost);
+    no from or to."""
     kind: str
     detail: str
     epoch: int | None
@@ -152,6 +155,7 @@ class ControlState:
     handover: HandoverRequest | None = None
     maintenance: dict[str, MaintenanceMark] = field(default_factory=dict)
     pause: PauseMark | None = None
+    failures: dict[str, FailureRecord] = field(default_factory=dict)
 
     def in_maintenance(self, site: str) -> MaintenanceMark | None:
         return self.maintenance.get(site)
@@ -163,16 +167,20 @@ class ControlKeys:
         self.handover = f"{self.prefix}handover"
         self.maintenance_prefix = f"{self.prefix}maintenance/"
         self.pause = f"{self.prefix}pause"
+        self.failures_prefix = f"{self.prefix}failures/"
         self.history = f"{key_prefix}/history"
 
     def maintenance(self, site: str) -> str:
         return f"{self.maintenance_prefix}{site}"
 
+    def failures(self, site: str) -> str:
+        return f"{self.failures_prefix}{site}"
+
 
 def control_state(entries: list[KvEntry], keys: ControlKeys) -> ControlState:
     """The control state in `entries` (others, outside <prefix>/control/, are ignored)."""
     handover = pause = None
-    maintenance = {}
+    maintenance, failures = {}, {}
     for entry in entries:
         if entry.key == keys.handover:
             handover = HandoverRequest.decode(entry)
@@ -180,4 +188,8 @@ def control_state(entries: list[KvEntry], keys: ControlKeys) -> ControlState:
             pause = PauseMark.decode(entry)
         elif entry.key.startswith(keys.maintenance_prefix):
             maintenance[entry.key.removeprefix(keys.maintenance_prefix)] = MaintenanceMark.decode(entry)
-    return ControlState(handover, maintenance, pause)
+        elif entry.key.startswith(keys.failures_prefix):
+            record = FailureRecord.decode(entry)
+            if record is not None:  # unreadable: no failures known (never damps on a guess)
+                failures[entry.key.removeprefix(keys.failures_prefix)] = record
+    return ControlState(handover, maintenance, pause, failures)

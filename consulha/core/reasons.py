@@ -36,6 +36,8 @@ class Cause(str, Enum):
     NODE_UNREACHABLE = "node_unreachable"
     LEADER_SESSION_ENDED = "leader_session_ended"
     LEASE_RESTORED = "lease_restored"
+    # flap damping: a site that keeps losing leadership is passed over (consulha.core.damping)
+    DAMPED = "damped"
     # refusals of a request to move leadership
     NO_TARGET = "no_target"
     TARGET_IS_LEADER = "target_is_leader"

@@ -18,11 +18,14 @@ class Peers:
 
 
 def choose_target(wanted: str | None, leader_site: str | None, peers: Peers,
-                  in_maintenance: Collection[str]) -> tuple[str | None, Reason | None]:
+                  in_maintenance: Collection[str], damped: Collection[str] = ()
+                  ) -> tuple[str | None, Reason | None]:
     """The site to hand leadership to, or None and why not. `wanted` None: any eligible site
-    (the first by name, so every caller picks the same one)."""
-    options = sorted(site for site in peers.live & peers.healthy
-                     if site != leader_site and site not in in_maintenance)
+    (the first by name that is not damped, so every caller picks the same one); a site named
+    explicitly may be damped (an operator's word overrides flap damping)."""
+    options = sorted((site for site in peers.live & peers.healthy
+                      if site != leader_site and site not in in_maintenance),
+                     key=lambda site: (site in damped, site))
     if wanted is None:
         if options:
             return options[0], None

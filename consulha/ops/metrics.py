@@ -30,6 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from consulha.config import Config
 from consulha.consul.store import ConsulRefused, ConsulStore, ConsulUnavailable
 from consulha.core.control import ControlState
+from consulha.core.damping import Damping, FailureRecord
 from consulha.core.election import Election, Role, Transition
 from consulha.core.keys import Keys
 from consulha.ops.httpserver import http_server
@@ -86,6 +87,18 @@ class Metrics:
         self.consul_last_contact = gauge("consulha_consul_last_contact_timestamp_seconds",
                                          "Unix time of the last answer from Consul.")
         self.paused = gauge("consulha_paused", "1 while the group is paused (seen by this site).")
+        # Flap damping, from this site's failure record as last read, decayed at scrape time.
+        self._failures: FailureRecord | None = None
+        damping = Damping(cfg.election.damping)
+        gauge("consulha_damping_penalty", "This site's flap-damping penalty now (1 per lost "
+              "leadership, halving every half-life).").labels(**ids).set_function(
+            lambda: damping.penalty_at(self._failures, time.time()))
+        gauge("consulha_damped", "1 while this site's failures hold it down (passed over while "
+              "another site is healthy).").labels(**ids).set_function(
+            lambda: float(self._failures is not None and self._failures.damped(time.time())))
+        gauge("consulha_damping_hold_down_seconds", "Hold-down left for this site; 0 when not "
+              "damped.").labels(**ids).set_function(
+            lambda: self._failures.hold_down(time.time()) if self._failures else 0.0)
         for result in DNS_UPDATE_RESULTS:
             self.dns_updates.labels(**ids, result=result)
         self.dns_converged_gauge.labels(**ids).set(0)
@@ -126,6 +139,8 @@ class Metrics:
     def observe_control(self, control: ControlState) -> None:
         """Once per HA pass, with what the agent read under <prefix>/control/."""
         self.paused.labels(**self.identity_labels).set(1 if control.pause is not None else 0)
+        if self.cfg.election.damping.enabled:  # off: the rules ignore any record, so do we
+            self._failures = control.failures.get(self.cfg.site)
 
     def dns_update(self, result: str) -> None:
         self.dns_updates.labels(**self.identity_labels, result=result).inc()

@@ -8,11 +8,13 @@ rows pin the order of the calls, which is what the fault suite found to matter.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import replace
 
 import pytest
 
+from consulha.agent.failures import FailureRecorder
 from consulha.agent.lock import LockActions
 from consulha.agent.loop import Agent
 from consulha.agent.observe import Observer, SessionMemory
@@ -30,6 +32,7 @@ from consulha.config import (
 from consulha.consul.store import CheckNotPassing
 from consulha.consul.watch import GroupView
 from consulha.core.control import ControlKeys, ControlState, HandoverRequest, PauseMark
+from consulha.core.damping import Failure, FailureRecord
 from consulha.core.decide import Act, Decision, Snapshot
 from consulha.core.election import Election, Lease, Role
 from consulha.core.keys import Keys
@@ -100,13 +103,15 @@ def standby(clock) -> Election:
 def actions(store, election, clock, memory=None) -> LockActions:
     cfg = config()
     memory = memory or SessionMemory(session=SESSION, candidate_key_held=True)
-    return LockActions(cfg, Keys(cfg), store, ControlKeys(cfg.key_prefix), election, memory,
-                       Timing.of(cfg.session), clock)
+    keys, control_keys = Keys(cfg), ControlKeys(cfg.key_prefix)
+    return LockActions(cfg, keys, store, control_keys, election, memory, Timing.of(cfg.session), clock,
+                       FailureRecorder(cfg, keys, store, control_keys))
 
 
-def free_snapshot(clock, previous: LeaderRecord | None, handover: HandoverRequest | None = None) -> Snapshot:
+def free_snapshot(clock, previous: LeaderRecord | None, handover: HandoverRequest | None = None,
+                  **control) -> Snapshot:
     return Snapshot(now=clock.now, wall=1_700_000_000.0, role=Role.STANDBY, role_since=0.0,
-                    control=ControlState(handover=handover), session=SESSION,
+                    control=ControlState(handover=handover, **control), session=SESSION,
                     leader=LeaderKey(previous is not None, None, previous, 5))
 
 
@@ -153,6 +158,45 @@ def test_a_win_by_request_clears_the_request(clock):
                           ("get", None, (0, None)), ("put", None, True))
     assert actions(store, election, clock).acquire(free_snapshot(clock, LeaderRecord(site="b", epoch=3), request))
     assert election.reason.cause == Cause.HANDOVER and store.finished()
+
+
+STEPPED_DOWN_B = LeaderRecord(site="b", epoch=3, released=Reason(Cause.CHECK_FAILED, "local check critical: api"))
+FAILURES_B = "consulha/app/control/failures/b"
+
+
+def test_a_win_from_a_leader_that_failed_counts_its_failure_after_the_history(clock):
+    """The loser may be dead or cut off: the winner counts the loss for it, once."""
+    store = ScriptedStore(
+        ("acquire", None, True), ("get", None, (42, entry(LEADER_KEY, {"site": "a"}, SESSION, index=42))),
+        ("put", None, True), ("get", lambda key: key == HISTORY_KEY, (0, None)), ("put", None, True),
+        ("get", lambda key: key == FAILURES_B, (0, None)),
+        ("put", lambda key, value, cas: key == FAILURES_B and cas == 0 and json.loads(value)["recent"][0]["epoch"] == 3
+         and json.loads(value)["total"] == 1, True),
+        ("get", lambda key: key == HISTORY_KEY, (43, entry(HISTORY_KEY, [], index=43))),
+        ("put", lambda key, value, cas: json.loads(value)[-1]["kind"] == "failure" and cas == 43, True))
+    assert actions(store, standby(clock), clock).acquire(free_snapshot(clock, STEPPED_DOWN_B))
+    assert store.finished()
+
+
+def test_a_win_whose_loser_recorded_its_failure_writes_nothing_more(clock):
+    known = FailureRecord("b", penalty=1.0, recent=(Failure(3, 1.0, Reason(Cause.CHECK_FAILED)),))
+    store = ScriptedStore(("acquire", None, True),
+                          ("get", None, (42, entry(LEADER_KEY, {"site": "a"}, SESSION, index=42))),
+                          ("put", None, True), ("get", None, (0, None)), ("put", None, True))
+    snapshot = free_snapshot(clock, STEPPED_DOWN_B, failures={"b": known})
+    assert actions(store, standby(clock), clock).acquire(snapshot) and store.finished()
+
+
+def test_a_damped_win_says_so_in_the_history(clock):
+    damped = Reason(Cause.DAMPED, "lock free, no other healthy candidate: leading although damped: ...")
+    store = ScriptedStore(("acquire", None, True),
+                          ("get", None, (42, entry(LEADER_KEY, {"site": "a"}, SESSION, index=42))),
+                          ("put", None, True), ("get", None, (0, None)),
+                          ("put", lambda key, value, cas: json.loads(value)[0]["cause"]
+                           == "graceful stop; " + str(damped), True))
+    graceful = LeaderRecord(site="a", epoch=3, released=Reason(Cause.GRACEFUL_STOP, "graceful stop"))
+    assert actions(store, standby(clock), clock).acquire(free_snapshot(clock, graceful), damped)
+    assert store.finished()
 
 
 def test_hand_over_demotes_before_it_releases_with_the_reason(clock):
@@ -383,6 +427,44 @@ def test_a_dropped_session_demotes_a_leader_to_ineligible(clock):
     agent.election.promote(5, clock.now, Reason(Cause.INITIAL_ELECTION))
     agent._act(decided(Act.DROP_SESSION, Cause.SESSION_INVALIDATED), free_snapshot(clock, None))
     assert agent.election.role == Role.INELIGIBLE and agent.memory.session is None
+
+
+FAILURES_A = "consulha/app/control/failures/a"
+LOST = Reason(Cause.LOCK_RELEASED, "lock released (session invalidated, or released by an operator)")
+
+
+def test_a_leadership_lost_through_our_fault_is_remembered_then_recorded_before_anything_else(clock):
+    agent, snapshot = leading_agent(ScriptedStore(), clock, wall=1_700_000_000.0)
+    agent._act(decided(Act.DEMOTE, Cause.LOCK_RELEASED, failure=LOST), snapshot)
+    assert agent.memory.lost == Failure(5, 1_700_000_000.0, LOST) and agent.election.role == Role.STANDBY
+    agent.store.expected = [
+        ("get", lambda key: key == FAILURES_A, (0, None)),
+        ("put", lambda key, value, cas: key == FAILURES_A and json.loads(value)["recent"][0]["detail"] == str(LOST),
+         True),
+        ("get", lambda key: key == HISTORY_KEY, (0, None)), ("put", None, True)]
+    lost = replace(free_snapshot(clock, LeaderRecord("a", epoch=5)), lost=agent.memory.lost)
+    agent._act(Decision(Act.RECORD_FAILURE, LOST, epoch=5), lost)
+    assert agent.memory.lost is None and agent.store.finished()
+
+
+def test_a_self_fence_is_a_failure_only_unless_the_lock_is_still_ours(clock):
+    agent, _ = leading_agent(ScriptedStore(), clock)
+    clock.now += 5
+    agent.election.fence_if_expired()
+    assert (agent.memory.lost.epoch, agent.memory.lost.reason.cause) == (5, Cause.SELF_FENCED)
+    agent.store.expected = [("get", None, (5, entry(LEADER_KEY, {"site": "a", "epoch": 5}, SESSION)))]
+    agent._act(decided(Act.RESUME, Cause.LEASE_RESTORED, epoch=5), free_snapshot(clock, None))
+    assert agent.election.role == Role.LEADER and agent.memory.lost is None
+
+
+def test_a_passed_over_site_says_so_once_per_free_lock(clock, caplog):
+    caplog.set_level(logging.INFO, logger="consulha.damping")
+    agent = agent_with(ScriptedStore(), clock)
+    passed = decided(Act.WAIT_FOR_LOCK, Cause.DAMPED)
+    for _ in range(3):
+        agent._act(replace(passed, reason=Reason(Cause.DAMPED, "lock free, passed over for site b")),
+                   free_snapshot(clock, LeaderRecord("a", epoch=5)))
+    assert caplog.text.count("lock free, passed over for site b") == 1
 
 
 def test_reanchor_reserves_the_lock_then_moves_it_to_the_new_session_at_the_same_epoch(clock):

@@ -25,6 +25,8 @@ from lab.pair import wait_until
 def pytest_configure(config):
     config.addinivalue_line("markers", "chaos: fault injection in network namespaces (root)")
     config.addinivalue_line("markers", "agent_session(**keys): extra session: keys for the scenario's agents")
+    config.addinivalue_line("markers", "agent_sections(**sections): extra top-level config sections for them")
+    config.addinivalue_line("markers", "record_hooks: the agents' hooks count their calls (ChaosLab.hook_calls)")
 
 
 _swept = False
@@ -51,12 +53,13 @@ def lab(tmp_path_factory, request):
 class Scenario:
     """One scenario on the shared lab: times, checks and metrics."""
 
-    def __init__(self, lab: ChaosLab, name: str, metrics_path: Path, session: dict):
+    def __init__(self, lab: ChaosLab, name: str, metrics_path: Path, session: dict,
+                 sections: dict | None = None, record_hooks: bool = False):
         self.lab = lab
         self.name = name
         self.metrics_path = metrics_path
         self.started = time.monotonic()
-        self.steady = lab.reset(name, **session)
+        self.steady = lab.reset(name, sections=sections, record_hooks=record_hooks, **session)
         self.epoch0 = self.steady.holder_epoch
         self.metrics: dict[str, object] = {"scenario": name,
                                            "reset_s": round(time.monotonic() - self.started, 2)}
@@ -141,7 +144,10 @@ def scenario(lab, request, tmp_path_factory):
                 or tmp_path_factory.getbasetemp() / "chaos-metrics.jsonl")
     # @pytest.mark.agent_session(node_checks=[]): extra `session:` keys for this scenario's agents
     marker = request.node.get_closest_marker("agent_session")
-    the_scenario = Scenario(lab, request.node.name, path, marker.kwargs if marker else {})
+    sections = request.node.get_closest_marker("agent_sections")
+    the_scenario = Scenario(lab, request.node.name, path, marker.kwargs if marker else {},
+                            sections.kwargs if sections else None,
+                            request.node.get_closest_marker("record_hooks") is not None)
     try:
         yield the_scenario
     finally:

@@ -12,6 +12,7 @@ import pytest
 
 from consulha.config import SessionConfig
 from consulha.core.control import ControlState, HandoverRequest, MaintenanceMark, PauseMark
+from consulha.core.damping import Failure, FailureRecord
 from consulha.core.decide import Act, Policy, Snapshot, cause_of_win, decide, loss_reason
 from consulha.core.election import Role
 from consulha.core.reasons import Cause, Reason
@@ -25,6 +26,7 @@ WALL = 1_700_000_000.0
 OURS, THEIRS = "s-a", "s-b"
 POLICY = Policy(site="a", timing=T)
 PREFERRED = Policy(site="a", timing=T, preferred_site="a", failback_delay=300.0)
+NO_DAMPING = Policy(site="a", timing=T, damping=False)
 
 
 def leader_key(holder: str | None, site: str = "a", epoch: int | None = 7,
@@ -47,8 +49,15 @@ def request(to: str | None = "b", state: str = "pending", kind: str = "handover"
 
 
 def control(handover: HandoverRequest | None = None, pause: PauseMark | None = None,
-            **marks: MaintenanceMark) -> ControlState:
-    return ControlState(handover=handover, maintenance=dict(marks), pause=pause)
+            failures: tuple[FailureRecord, ...] = (), **marks: MaintenanceMark) -> ControlState:
+    return ControlState(handover=handover, maintenance=dict(marks), pause=pause,
+                        failures={record.site: record for record in failures})
+
+
+def damped(site: str = "a", left: float = 30.0) -> FailureRecord:
+    """A failure record whose hold-down has `left` seconds to run at WALL (negative: over)."""
+    return FailureRecord(site=site, penalty=1.0, as_of=WALL - 5, damped_until=WALL + left,
+                         since=WALL - 5, streak=1, total=1)
 
 
 def snap(role: Role = Role.STANDBY, leader: LeaderKey | None = HELD_BY_B, **changes) -> Snapshot:
@@ -61,6 +70,14 @@ def leading(**changes) -> Snapshot:
     return snap(**{"role": Role.LEADER, "leader": HELD_BY_US, "peers": BOTH_HEALTHY, **changes})
 
 
+def free_lock(state: ControlState, **changes) -> Snapshot:
+    """A standby seeing the lock free (invalidated, one lease ago), b a healthy candidate."""
+    return snap(**{"leader": FREE_INVALIDATED, "free_since": NOW - T.lease, "control": state,
+                   "peers": BOTH_HEALTHY, **changes})
+
+
+LOST = Failure(epoch=7, at=WALL - 0.2, reason=Reason(Cause.LOCK_RELEASED, "lock released"))
+FENCED = Failure(epoch=7, at=WALL - 0.2, reason=Reason(Cause.SELF_FENCED, "self-fenced"))
 PAUSE = PauseMark(by="ops@host", reason="network work")
 MARK = MaintenanceMark(reason="kernel upgrade", by="ops@host")
 FORCED = MaintenanceMark(reason="rack move", by="ops@host", force=True)
@@ -192,6 +209,56 @@ ROWS = [
     ("free, the request naming another site was refused: acquire",
      snap(leader=FREE_RELEASED, free_since=NOW, control=control(request("c", state="refused"))), POLICY,
      Act.ACQUIRE, Cause.COMPETING),
+    # -- flap damping: a site that lost leadership through its own fault is passed over, never banned
+    ("damped, lock free, a healthy candidate: pass over", free_lock(control(failures=(damped(),))), POLICY,
+     Act.WAIT_FOR_LOCK, Cause.DAMPED),
+    ("damped, lock released on purpose, a healthy candidate: pass over",
+     free_lock(control(failures=(damped(),)), leader=FREE_RELEASED, free_since=NOW), POLICY,
+     Act.WAIT_FOR_LOCK, Cause.DAMPED),
+    ("damped, the other candidate failing: lead anyway",
+     free_lock(control(failures=(damped(),)), peers=Peers(frozenset({"a", "b"}), frozenset({"a"}))), POLICY,
+     Act.ACQUIRE, Cause.DAMPED),
+    ("damped, the only candidate: lead anyway",
+     free_lock(control(failures=(damped(),)), peers=Peers(frozenset({"a"}), frozenset({"a"}))), POLICY,
+     Act.ACQUIRE, Cause.DAMPED),
+    ("damped, the other candidate in maintenance: lead anyway", free_lock(control(failures=(damped(),), b=MARK)),
+     POLICY, Act.ACQUIRE, Cause.DAMPED),
+    ("damped, the other candidate damped too: compete", free_lock(control(failures=(damped(), damped("b")))),
+     POLICY, Act.ACQUIRE, Cause.DAMPED),
+    ("damped, passed over for a whole session TTL: lead anyway",
+     free_lock(control(failures=(damped(),)), free_since=NOW - T.lease - T.ttl), POLICY, Act.ACQUIRE, Cause.DAMPED),
+    ("damped, the hold-down over: compete on equal terms", free_lock(control(failures=(damped(left=-1),))),
+     POLICY, Act.ACQUIRE, Cause.COMPETING),
+    ("damped, damping off: the record is ignored", free_lock(control(failures=(damped(),))), NO_DAMPING,
+     Act.ACQUIRE, Cause.COMPETING),
+    ("another site damped: acquire", free_lock(control(failures=(damped("b"),))), POLICY, Act.ACQUIRE,
+     Cause.COMPETING),
+    ("damped, a handover names us: acquire",
+     free_lock(control(request("a", state="accepted"), failures=(damped(),)), leader=FREE_RELEASED,
+               free_since=NOW), POLICY, Act.ACQUIRE, Cause.COMPETING),
+    ("damped, a takeover names us: acquire",
+     free_lock(control(request("a", kind="takeover", state="accepted"), failures=(damped(),))), POLICY,
+     Act.ACQUIRE, Cause.COMPETING),
+    ("damped, a request for any site: pass over",
+     free_lock(control(request(None), failures=(damped(),)), leader=FREE_RELEASED, free_since=NOW), POLICY,
+     Act.WAIT_FOR_LOCK, Cause.DAMPED),
+    ("damped leader: keeps the lock", leading(control=control(failures=(damped(),))), POLICY, Act.CONFIRM,
+     Cause.COMPETING),
+    ("preferred site damped: failback waits for the hold-down",
+     snap(role_since=NOW - 300, control=control(failures=(damped(),))), PREFERRED, Act.STAND_BY, Cause.DAMPED),
+    ("preferred site, hold-down over: failback",
+     snap(role_since=NOW - 300, control=control(failures=(damped(left=-1),))), PREFERRED, Act.ASK_FAILBACK,
+     Cause.FAILBACK),
+    ("lost leadership not yet recorded: record it before anything else", snap(leader=FREE_INVALIDATED, lost=LOST),
+     POLICY, Act.RECORD_FAILURE, Cause.LOCK_RELEASED),
+    ("lost leadership, no session: record it before a new session", snap(session=None, leader=None, lost=LOST),
+     POLICY, Act.RECORD_FAILURE, Cause.LOCK_RELEASED),
+    ("self-fenced, the lock still ours: resume, nothing to record", snap(leader=HELD_BY_US, lost=FENCED), POLICY,
+     Act.RESUME, Cause.LEASE_RESTORED),
+    ("self-fenced, the lock moved on: record it", snap(leader=HELD_BY_B, lost=FENCED), POLICY,
+     Act.RECORD_FAILURE, Cause.SELF_FENCED),
+    ("self-fenced, the session gone: record it", snap(leader=HELD_BY_US, session_alive=False, lost=FENCED), POLICY,
+     Act.RECORD_FAILURE, Cause.SELF_FENCED),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consulha.config import ConfigError, load_config
 from consulha.core.control import ControlState, PauseMark
+from consulha.core.damping import FailureRecord
 from consulha.core.election import Election, Lease
 from consulha.core.reasons import Cause, Reason
 from consulha.ops.metrics import Metrics, MetricsServer, listen_conflict
@@ -24,7 +26,8 @@ METRIC_NAMES = {
     "consulha_last_transition_timestamp_seconds", "consulha_lease_remaining_seconds",
     "consulha_dns_converged", "consulha_dns_convergence_seconds", "consulha_dns_updates",
     "consulha_consul_requests", "consulha_consul_last_contact_timestamp_seconds",
-    "consulha_check_status", "consulha_paused",
+    "consulha_check_status", "consulha_paused", "consulha_damping_penalty", "consulha_damped",
+    "consulha_damping_hold_down_seconds",
 }
 
 
@@ -146,6 +149,23 @@ def test_paused_dns_and_consul_counters(running):
     metrics.count_consul_request("kv.get", "ok")
     assert value(metrics, "consulha_consul_requests_total", endpoint="kv.get", result="ok") == 1
     assert value(metrics, "consulha_consul_last_contact_timestamp_seconds") > 0
+
+
+def test_damping_of_this_site_penalty_decays_at_scrape_time(running, tmp_path):
+    metrics, *_ = running
+    assert value(metrics, "consulha_damped") == 0 and value(metrics, "consulha_damping_penalty") == 0
+    now = time.time()
+    ours = FailureRecord("a", penalty=2.0, as_of=now - 60, damped_until=now + 30)
+    theirs = FailureRecord("b", penalty=5.0, as_of=now, damped_until=now + 200)
+    metrics.observe_control(ControlState(None, {}, failures={"a": ours, "b": theirs}))
+    assert value(metrics, "consulha_damped") == 1
+    assert value(metrics, "consulha_damping_penalty") == pytest.approx(1.0, rel=0.01)  # one half-life on
+    assert value(metrics, "consulha_damping_hold_down_seconds") == pytest.approx(30, abs=1)
+    metrics.observe_control(ControlState(None, {}))   # cleared (consulha cleanup)
+    assert value(metrics, "consulha_damped") == 0 and value(metrics, "consulha_damping_hold_down_seconds") == 0
+    switched_off = Metrics(load_config(write_site(tmp_path, election={"damping": {"enabled": False}})))
+    switched_off.observe_control(ControlState(None, {}, failures={"a": ours}))
+    assert value(switched_off, "consulha_damped") == 0   # the rules ignore the record: so do we
 
 
 def test_listen_address_is_validated(tmp_path):
