@@ -18,6 +18,7 @@ from consulha.core.control import (
     OperatorEvent,
     control_state,
 )
+from consulha.core.damping import FailureRecord
 
 
 def read_control(store: ConsulStore, keys: ControlKeys) -> ControlState:

@@ -41,7 +41,10 @@ def test_failing_http_check_moves_leadership_and_dns(lab):
     lab.wait_dns("b")
     assert second["epoch"] > first["epoch"]
     history, _ = read_history(lab.store, ControlKeys("consulha/app"))
-    assert [h["cause"] for h in history] == ["initial election", "check failed: api"]
+    assert [h["cause"] for h in history if h["to"]] == ["initial election", "check failed: api"]
+    # ... and a's loss, counted for flap damping (the failure record, docs/damping.md).
+    failures = [h for h in history if h["kind"] == "failure"]
+    assert len(failures) == 1 and failures[0]["epoch"] == first["epoch"], history
     demotions = [t for t in lab.transitions() if t["site"] == "a" and t["old"] == "leader"]
     assert demotions, lab.logs()
 
@@ -79,7 +82,10 @@ def test_sigkill_of_the_leader_hands_over_once_its_heartbeat_fails(lab):
     took = time.monotonic() - killed_at
     lab.wait_dns("b")
     history, _ = read_history(lab.store, ControlKeys("consulha/app"))
-    assert history[-1]["cause"] == "agent lost heartbeat", history
+    assert [h for h in history if h["to"]][-1]["cause"] == "agent lost heartbeat", history
+    # The killed leader could not count its own failure: its successor did.
+    assert history[-1]["cause"] == (f"site a lost leadership at epoch {first['epoch']}: agent lost heartbeat; "
+                                    f"damped: 1 failure just now, hold-down 60 s left"), history
     assert second["epoch"] > first["epoch"]
     # Consul invalidated the session (two refused probes), which puts lock-delay (1 s) on the
     # key: a faster handover would mean the lock was not held by a health-tied session at all.

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 
 import pytest
 
@@ -134,7 +135,9 @@ def test_takeover_of_a_frozen_leader(lab):
     assert lab.named_fence() == fence
     assert lab.leader()["site"] == "b"
     history = json.loads(consulha("history", "-c", config, "--json").stdout)
-    assert history[-1]["cause"].startswith("takeover by ")
+    assert [h for h in history if h["to"]][-1]["cause"].startswith("takeover by ")
+    # The frozen leader's lock moved on while it was frozen: a failure of its own (damping).
+    assert history[-1]["kind"] == "failure" and history[-1]["cause"].startswith("site a lost leadership at epoch")
 
 
 def test_takeover_needs_confirmation(lab):
@@ -178,7 +181,9 @@ def test_maintenance_on_a_lone_leader_is_refused_without_force(lab):
 
 
 def test_failback_after_the_delay_and_not_before(lab):
-    sections = {"election": {"preferred_site": "a", "failback_delay": "4s"}}
+    # A hold-down shorter than the delay: this is about the delay (the next test: both).
+    sections = {"election": {"preferred_site": "a", "failback_delay": "4s",
+                             "damping": {"half_life": "2s", "max_hold_down": "2s"}}}
     config, first = a_leads_b_stands_by(lab, **sections)
     lab.toy("a").fail()
     lab.wait_leader("b")
@@ -194,6 +199,25 @@ def test_failback_after_the_delay_and_not_before(lab):
     history = json.loads(consulha("history", "-c", config, "--json").stdout)
     assert history[-1]["cause"].startswith("failback by ")
     assert any(h["cause"] == "check failed: api" for h in history), history
+
+
+def test_failback_waits_for_the_hold_down_too(lab):
+    sections = {"election": {"preferred_site": "a", "failback_delay": "2s",
+                             "damping": {"half_life": "8s", "max_hold_down": "8s"}}}
+    config, first = a_leads_b_stands_by(lab, **sections)
+    lab.toy("a").fail()
+    lab.wait_leader("b")
+    lab.toy("a").recover()
+    wait_until(lambda: lab.candidates() == ["a", "b"], 15, what="a to be a candidate again")
+    record = lab.store.get("consulha/app/control/failures/a")[1].json()
+    time.sleep(4)   # the failback delay is over, the hold-down is not
+    assert lab.leader()["site"] == "b", "failback came before the hold-down ended"
+    lab.wait_leader("a", timeout=20)
+    history = json.loads(consulha("history", "-c", config, "--json").stdout)
+    asked = [h for h in history if h["to"] == "a"][-1]
+    assert asked["cause"].startswith("failback by ")
+    won_at = datetime.fromisoformat(asked["time"]).timestamp()
+    assert won_at >= record["damped_until"], (won_at, record)
 
 
 def test_status_watch_redraws_on_change(lab):

@@ -33,6 +33,7 @@ COMMANDS = {
     "history": ["history"],
     "pause": ["pause", "--yes"],
     "resume": ["resume"],
+    "cleanup": ["cleanup"],
     "dry-run": ["handover", "--dry-run"],
 }
 
