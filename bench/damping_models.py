@@ -48,7 +48,8 @@ def traces() -> dict[str, list[float]]:
         "one failure": [0.0],
         "every 2 s for 10 min": [2.0 * i for i in range(300)],
         "every 60 s for 10 min": [60.0 * i for i in range(10)],
-        "every 5 min for 1 h": [300.0 * i for i in range(12)],
+        "every 4.8 min for 1 h": [288.0 * i for i in range(13)],   # just inside the window
+        "every 5.2 min for 1 h": [312.0 * i for i in range(12)],   # just outside it
         "irregular, mean 20 s (30)": irregular,
         "10 in 20 s, one 30 min later": [2.0 * i for i in range(10)] + [1818.0],
     }

@@ -3,13 +3,17 @@
 healthy, with flap damping off (today's rules: `election.damping.enabled: false`) and on, in
 one run: one Consul, one BIND, two agent processes (fresh, in a group of their own, per run).
 
-Per run, from the fault on: promotions (any site entering the leader role), moves of the lead
-to another site, a's re-entries into the leader role, DNS answer changes and DNS writes (fence
-epoch changes, DNS polled every 20 ms), the hooks' calls; each also per minute of flapping.
-Schedules: periodic down/up phases from sub-second to several seconds, and irregular ones.
+Per run, from the fault on: leadership changes (a new leadership on any site; a resume at
+the same epoch after a self-fence is none), moves of the lead to another site, a's re-entries
+into the leader role, DNS answer changes and DNS writes (fence epoch changes, DNS polled every
+20 ms), the hooks' calls; each also per minute of flapping. Schedules: periodic down/up phases
+from sub-second to several seconds, and irregular ones. The race a flapping site can win is
+decided when lock-delay ends: with lock_delay 1 s (the example config) its check is rarely
+passing again by then, with 3 s it often is; both are run.
 Writes bench/results/flapping.json and prints a markdown table.
 
-Usage: bench/flapping.py [--seconds 60] [--runs 1] [--schedules 0.4,1.5,4,irregular]
+Usage: bench/flapping.py [--seconds 30] [--runs 3] [--schedules 0.4,1.5,4,irregular]
+                         [--lock-delays 1s,3s]
 """
 
 from __future__ import annotations
@@ -119,31 +123,38 @@ def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, group: str, sc
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="flapping time per run")
-    parser.add_argument("--runs", type=int, default=1, help="runs per schedule and mode")
+    parser.add_argument("--seconds", type=float, default=30.0, help="flapping time per run")
+    parser.add_argument("--runs", type=int, default=3, help="runs per schedule, lock-delay and mode")
     parser.add_argument("--schedules", default=",".join(SCHEDULES))
+    parser.add_argument("--lock-delays", default="1s,3s")
     args = parser.parse_args()
+    lock_delays = args.lock_delays.split(",")
     schedules = args.schedules.split(",")
     if set(schedules) - set(SCHEDULES) or args.runs < 1:
         parser.error(f"schedules are {', '.join(SCHEDULES)}; --runs at least 1")
-    results: dict[str, dict[str, list[dict]]] = {}
+    results: dict[str, dict[str, dict[str, list[dict]]]] = {}
     with tempfile.TemporaryDirectory(prefix="consulha-flapping-") as tmp:
         root = Path(tmp)
         with ConsulDev(root / "consul") as consul, NamedServer(root / "named") as named:
             number = 0
-            for schedule in schedules:
-                for mode, damping in MODES.items():
+            for lock_delay in lock_delays:
+                for schedule in schedules:
                     for run in range(args.runs):
-                        number += 1
-                        workdir = root / f"run-{number}"
-                        workdir.mkdir()
-                        row = one_run(workdir, consul, named, f"flap{number}", schedule, damping,
-                                      args.seconds, run)
-                        results.setdefault(schedule, {}).setdefault(mode, []).append(row)
-                        print(f"{SCHEDULES[schedule][0]:24} damping {mode:3} run {run + 1}: {row}", flush=True)
+                        for mode, damping in MODES.items():   # side by side, run by run
+                            number += 1
+                            workdir = root / f"run-{number}"
+                            workdir.mkdir()
+                            row = one_run(workdir, consul, named, f"flap{number}", schedule, damping,
+                                          lock_delay, args.seconds, run)
+                            results.setdefault(lock_delay, {}).setdefault(schedule, {}).setdefault(
+                                mode, []).append(row)
+                            print(f"lock_delay {lock_delay} {SCHEDULES[schedule][0]:24} damping {mode:3} "
+                                  f"run {run + 1}: {row}", flush=True)
     report = {"what": "site a's service flapping, site b healthy: changes per minute of flapping",
-              "settings": {"flapping_s": args.seconds, "check_interval": "1s", "ttl": "10s",
-                           "lock_delay": "1s", "damping": "half_life 1m, suppress 1, max_hold_down 5m"},
+              "settings": {"flapping_s": args.seconds, "runs": args.runs, "check_interval": "1s",
+                           "ttl": "10s", "lock_delays": lock_delays,
+                           "damping": "off: enabled false; on: the defaults (half_life 1m, suppress 1, "
+                                      "max_hold_down 5m)"},
               "schedules": {key: SCHEDULES[key][0] for key in schedules},
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
@@ -154,21 +165,26 @@ def main() -> int:
     return 0
 
 
+COUNTS = ("failures_of_a", "promotions", "moves", "reentries_of_a", "dns_answer_changes", "dns_writes",
+          "hook_calls")
+
+
 def table(report: dict) -> list[str]:
-    """Markdown: per schedule and mode, the per-minute figures (summed over runs)."""
-    lines = ["| flapping of a's service | damping | failures of a | moves of the lead | a re-entered | "
-             "DNS answer changes | DNS writes | hook calls | per minute: moves / DNS changes |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    """Markdown: per lock-delay, schedule and mode, the counts summed over the runs, and the
+    leadership and DNS changes per minute of flapping."""
+    lines = ["| lock_delay | flapping of a's service | damping | runs | failures of a | leadership changes | "
+             "a re-entered | DNS answer changes | DNS writes | hook calls | per minute: leadership / DNS changes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     minutes = report["settings"]["flapping_s"] / 60
-    for schedule, modes in report["results"].items():
-        for mode, rows in modes.items():
-            total = {key: sum(row[key] for row in rows) for key in
-                     ("failures_of_a", "moves", "reentries_of_a", "dns_answer_changes", "dns_writes", "hook_calls")}
-            span = minutes * len(rows)
-            lines.append(f"| {report['schedules'][schedule]} | {mode} | {total['failures_of_a']} | "
-                         f"{total['moves']} | {total['reentries_of_a']} | {total['dns_answer_changes']} | "
-                         f"{total['dns_writes']} | {total['hook_calls']} | "
-                         f"{total['moves'] / span:.2f} / {total['dns_answer_changes'] / span:.2f} |")
+    for lock_delay, schedules in report["results"].items():
+        for schedule, modes in schedules.items():
+            for mode, rows in modes.items():
+                total = {key: sum(row[key] for row in rows) for key in COUNTS}
+                span = minutes * len(rows)
+                lines.append(f"| {lock_delay} | {report['schedules'][schedule]} | {mode} | {len(rows)} | "
+                             f"{total['failures_of_a']} | {total['promotions']} | {total['reentries_of_a']} | "
+                             f"{total['dns_answer_changes']} | {total['dns_writes']} | {total['hook_calls']} | "
+                             f"{total['promotions'] / span:.2f} / {total['dns_answer_changes'] / span:.2f} |")
     return lines
 
 
