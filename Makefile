@@ -39,6 +39,8 @@ bench: deps
 	$(PY) bench/idle.py
 	$(PY) bench/consul_requests.py
 	$(PY) bench/scale.py --groups 1,10,25,40
+	$(PY) bench/flapping.py --runs 3
+	$(PY) bench/damping_models.py
 	$(PY) bench/report.py
 
 chaos: deps

@@ -9,7 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.damping_models import table as damping_models_table  # noqa: E402
 from bench.failover import table_row  # noqa: E402
+from bench.flapping import table as flapping_table  # noqa: E402
 from bench.idle import table_lines as idle_table  # noqa: E402
 from bench.scale import table as scale_table  # noqa: E402
 
@@ -83,6 +85,12 @@ def main() -> None:
             lines += scale_table(report)
             lines += ["", f"Cost of one more group (least-squares slope): {report['per_group_slope']}"]
         lines += ["", "Time vs groups: [scale.png](scale.png)"]
+    for name, render in (("flapping.json", flapping_table), ("damping_models.json", damping_models_table)):
+        path = RESULTS / name
+        if path.exists():
+            report = json.loads(path.read_text())
+            lines += ["", f"{report['what'][0].upper()}{report['what'][1:]}, settings {report['settings']}, "
+                          f"last run {report['at']}:", ""] + render(report)
     text = "\n".join(lines) + "\n"
     (RESULTS / "README.md").write_text(text)
     print(text)

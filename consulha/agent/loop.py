@@ -245,8 +245,8 @@ class Agent:
             self.stop_event.wait(decision.wait)
 
     def _act(self, d: Decision, s: Snapshot) -> None:
-        if d.failure is not None:  # recorded by the next pass, before we may compete again
-            self.memory.lost = Failure(self.election.epoch, s.wall, d.failure)
+        if d.failure is not None and self.memory.lost is None:  # set: the watchdog fenced us first
+            self.memory.lost = Failure(self.election.epoch, s.wall, d.failure)  # recorded next pass
         if d.act == Act.RECORD_FAILURE:
             self.failures.record_own(s.lost)
             self.memory.lost = None

@@ -84,25 +84,27 @@ class Observer:
             memory.leader_index = index if index >= memory.leader_index else 0
         leader = LeaderKey.of(entry)
         control = self._control(memory, fresh=not leader.held and self.election.role != Role.LEADER)
-        peers = None
+        peers, wall = None, self._wall_clock()
         if self.election.role == Role.LEADER and leader.holder == memory.session and (
                 control.in_maintenance(self.site) or (control.handover and control.handover.state == "pending")):
             peers = read_peers(self.cfg, self.keys, self.store)
-        elif self.election.role != Role.LEADER and not leader.held and self._damped(control):
+        elif self.election.role != Role.LEADER and not leader.held and self._damped(control, wall):
             peers = read_peers(self.cfg, self.keys, self.store)  # is anyone else there to take it?
-        return self._snapshot(memory, control, leader=leader, read_sent_at=sent_at,
+        # The wall time the damping was judged at: decide must see it damped exactly when we did.
+        return self._snapshot(memory, control, wall=wall, leader=leader, read_sent_at=sent_at,
                               free_since=self._free_since(memory, leader), peers=peers)
 
-    def _snapshot(self, memory: SessionMemory, control: ControlState, **observed) -> Snapshot:
-        return Snapshot(now=self._clock(), wall=self._wall_clock(), role=self.election.role,
+    def _snapshot(self, memory: SessionMemory, control: ControlState, wall: float | None = None,
+                  **observed) -> Snapshot:
+        return Snapshot(now=self._clock(), wall=self._wall_clock() if wall is None else wall,
+                        role=self.election.role,
                         role_since=self.election.since, control=control, session=memory.session,
                         session_paused=memory.session_paused, local_failing=memory.local_failing,
                         hold_off_until=memory.hold_off_until, lost=memory.lost, **observed)
 
-    def _damped(self, control: ControlState) -> bool:
+    def _damped(self, control: ControlState, wall: float) -> bool:
         record = control.failures.get(self.site)
-        return (self.cfg.election.damping.enabled and record is not None
-                and record.damped(self._wall_clock()))
+        return self.cfg.election.damping.enabled and record is not None and record.damped(wall)
 
     def _renew_if_due(self, memory: SessionMemory) -> bool:
         """Renew when due; False when Consul no longer has our session."""

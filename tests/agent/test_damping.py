@@ -8,19 +8,9 @@ import json
 import pytest
 
 from lab.pair import wait_until
-from tests.agent.test_operations import a_leads_b_stands_by, consulha
+from tests.agent.test_operations import a_fails_once, consulha
 
 pytestmark = pytest.mark.integration
-
-
-def a_fails_once(lab) -> tuple[str, dict]:
-    """a leads, its service fails, b takes over, a's service comes back: a is a damped standby."""
-    config, first = a_leads_b_stands_by(lab)
-    lab.toy("a").fail()
-    lab.wait_leader("b")
-    lab.toy("a").recover()
-    lab.wait_candidates("a", "b")
-    return config, first
 
 
 def status(config: str) -> dict:

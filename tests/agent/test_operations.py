@@ -33,6 +33,17 @@ def a_leads_b_stands_by(lab, **sections):
     return config_a, first
 
 
+def a_fails_once(lab, **sections):
+    """a leads, its service fails, b takes over, a's service comes back: a is a standby again
+    (and, with flap damping, damped)."""
+    config_a, first = a_leads_b_stands_by(lab, **sections)
+    lab.toy("a").fail()
+    lab.wait_leader("b")
+    lab.toy("a").recover()
+    lab.wait_candidates("a", "b")
+    return config_a, first
+
+
 class DnsRecorder:
     """Samples the authoritative answer every 10 ms in a thread (bounded by `stop()`)."""
 
@@ -184,11 +195,7 @@ def test_failback_after_the_delay_and_not_before(lab):
     # A hold-down shorter than the delay: this is about the delay (the next test: both).
     sections = {"election": {"preferred_site": "a", "failback_delay": "4s",
                              "damping": {"half_life": "2s", "max_hold_down": "2s"}}}
-    config, first = a_leads_b_stands_by(lab, **sections)
-    lab.toy("a").fail()
-    lab.wait_leader("b")
-    lab.toy("a").recover()
-    wait_until(lambda: lab.candidates() == ["a", "b"], 15, what="a to be a candidate again")
+    config, first = a_fails_once(lab, **sections)
     back_at = time.monotonic()
     time.sleep(2.5)
     assert lab.leader()["site"] == "b", "failback came before the delay"
@@ -204,11 +211,7 @@ def test_failback_after_the_delay_and_not_before(lab):
 def test_failback_waits_for_the_hold_down_too(lab):
     sections = {"election": {"preferred_site": "a", "failback_delay": "2s",
                              "damping": {"half_life": "8s", "max_hold_down": "8s"}}}
-    config, first = a_leads_b_stands_by(lab, **sections)
-    lab.toy("a").fail()
-    lab.wait_leader("b")
-    lab.toy("a").recover()
-    wait_until(lambda: lab.candidates() == ["a", "b"], 15, what="a to be a candidate again")
+    config, first = a_fails_once(lab, **sections)
     record = lab.store.get("consulha/app/control/failures/a")[1].json()
     time.sleep(4)   # the failback delay is over, the hold-down is not
     assert lab.leader()["site"] == "b", "failback came before the hold-down ended"
