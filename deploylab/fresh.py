@@ -32,11 +32,13 @@ FRESH = LabNames("frs-", "10.79.0", Path("/var/tmp/consulha-fresh"))
 RESULTS = REPO / "bench" / "results" / "fresh.json"
 CLONE = "/root/consulha"  # where the user's clone lies in the container
 COMMAND_TIMEOUT_S = 1200
-# pip's configuration files as pip reads them (site-wide, XDG site-wide, the user's) and where
-# they go in the container (the quick start runs as root): copied as they are, so pip inside
-# reaches the package index the way pip on this machine does.
+# How this machine reaches the package indexes beyond its apt sources (already in the image),
+# copied into the container at the same paths: pip's configuration files as pip reads them
+# (site-wide, XDG site-wide, the user's: the quick start runs as root) and the local CAs this
+# machine trusts (update-ca-certificates adds them to the bundle, as it did here).
 PIP_CONFIG = [(Path("/etc/pip.conf"), "/etc/pip.conf"), (Path("/etc/xdg/pip"), "/etc/xdg/pip"),
               (Path.home() / ".config/pip", "/root/.config/pip")]
+LOCAL_CAS = Path("/usr/local/share/ca-certificates")
 
 
 class FreshFailed(Exception):
@@ -70,10 +72,10 @@ def put_clone(root: Path, commit: str) -> None:
     subprocess.run(["git", "-C", str(dest), "checkout", "--quiet", "--detach", commit], check=True)
 
 
-def copy_pip_config(root: Path) -> list[str]:
-    """This machine's pip configuration into the container; returns the paths copied."""
+def copy_registry_access(root: Path) -> list[str]:
+    """This machine's pip configuration and local CAs into the container; the paths copied."""
     copied = []
-    for source, inside in PIP_CONFIG:
+    for source, inside in [*PIP_CONFIG, (LOCAL_CAS, str(LOCAL_CAS))]:
         target = root / inside.lstrip("/")
         if source.is_dir():
             shutil.copytree(source, target, dirs_exist_ok=True)
@@ -83,6 +85,9 @@ def copy_pip_config(root: Path) -> list[str]:
         else:
             continue
         copied.append(inside)
+    if any(LOCAL_CAS.glob("*.crt")):
+        subprocess.run(["chroot", str(root), "update-ca-certificates"], check=True,
+                       stdout=subprocess.DEVNULL)
     return copied
 
 
@@ -149,7 +154,7 @@ def main() -> int:
         lab.up_network()
         lab.prepare(base)
         put_clone(host.root, commit)
-        log(f"pip configuration copied in: {copy_pip_config(host.root) or 'none on this machine'}")
+        log(f"copied in from this machine: {copy_registry_access(host.root) or 'no pip configuration, no local CA'}")
         boot_started = time.monotonic()
         lab.boot(host.name)
         lab.wait_ready(host.name)
