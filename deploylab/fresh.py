@@ -56,20 +56,17 @@ def log(message: str) -> None:
     print(f"[fresh-test {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def commit_under_test() -> tuple[str, bool]:
-    """HEAD's commit and whether the work tree has uncommitted changes (they are not tested)."""
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], check=True,
-                            capture_output=True, text=True).stdout.strip()
-    status = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                            check=True, capture_output=True, text=True).stdout
-    return commit, bool(status.strip())
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(REPO), *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
 
 
-def put_clone(root: Path, commit: str) -> None:
+def put_clone(root: Path, commit: str) -> Path:
     """A git clone of the repository at `commit` where the user's clone would be."""
     dest = root / CLONE.lstrip("/")
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(dest)], check=True)
     subprocess.run(["git", "-C", str(dest), "checkout", "--quiet", "--detach", commit], check=True)
+    return dest
 
 
 def copy_registry_access(root: Path) -> list[str]:
@@ -87,7 +84,7 @@ def copy_registry_access(root: Path) -> list[str]:
         copied.append(inside)
     if any(LOCAL_CAS.glob("*.crt")):
         subprocess.run(["chroot", str(root), "update-ca-certificates"], check=True,
-                       stdout=subprocess.DEVNULL)
+                       capture_output=True)
     return copied
 
 
@@ -129,12 +126,16 @@ def run_commands(lab: Lab, host: Host, commands: list[str]) -> list[CommandRun]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the container running at the end")
+    parser.add_argument("--commit", default="HEAD", help="the commit to test (default HEAD)")
     args = parser.parse_args()
     started = time.monotonic()
-    commands = quick_start_commands((REPO / "README.md").read_text())
-    commit, dirty = commit_under_test()
-    log(f"commit under test {commit[:12]}; the README's quick start: {commands}")
-    if dirty:
+    try:
+        commit = git("rev-parse", "--verify", "--quiet", args.commit + "^{commit}")
+    except subprocess.CalledProcessError:
+        print(f"fresh-test: --commit {args.commit}: no such commit in {REPO}", file=sys.stderr)
+        return 2
+    log(f"commit under test: {commit[:12]} ({git('log', '-1', '--format=%s', commit)[:70]})")
+    if args.commit == "HEAD" and git("status", "--porcelain", "--untracked-files=no"):
         log("the work tree has uncommitted changes: they are NOT tested (only the commit is cloned)")
     log("sweeping leftovers of an earlier run")
     sweep(log, FRESH)
@@ -153,7 +154,9 @@ def main() -> int:
         base = prepare_base(log, FRESH)
         lab.up_network()
         lab.prepare(base)
-        put_clone(host.root, commit)
+        # The commands come from the README of the commit under test, as its reader sees them.
+        commands = quick_start_commands((put_clone(host.root, commit) / "README.md").read_text())
+        log(f"the README's quick start: {commands}")
         log(f"copied in from this machine: {copy_registry_access(host.root) or 'no pip configuration, no local CA'}")
         boot_started = time.monotonic()
         lab.boot(host.name)
@@ -163,7 +166,7 @@ def main() -> int:
         runs = run_commands(lab, host, commands)
         log("make demo once more, everything installed")
         installed = run_commands(lab, host, ["make demo"])[0]
-    except (FreshFailed, subprocess.CalledProcessError, RuntimeError) as error:
+    except (FreshFailed, subprocess.CalledProcessError, RuntimeError, ValueError) as error:
         log(f"FAILED: {error}")
         detail = getattr(error, "stderr", "") or ""
         if detail:
