@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from deploylab.hosts import Host, Lab, LabNames, prepare_base, ssh_options, sweep
+from deploylab.hosts import Host, Lab, LabNames, begin_run, log_failure, prepare_base, ssh_options
 from deploylab.playbook import REPO
 from deploylab.quickstart import quick_start_commands
 
@@ -137,17 +137,7 @@ def main() -> int:
     log(f"commit under test: {commit[:12]} ({git('log', '-1', '--format=%s', commit)[:70]})")
     if args.commit == "HEAD" and git("status", "--porcelain", "--untracked-files=no"):
         log("the work tree has uncommitted changes: they are NOT tested (only the commit is cloned)")
-    log("sweeping leftovers of an earlier run")
-    sweep(log, FRESH)
-    FRESH.run_dir.mkdir(parents=True, exist_ok=True)
-    FRESH.run_dir.chmod(0o700)
-    for old_log in FRESH.run_dir.glob("*.log"):
-        old_log.unlink()
-    key = FRESH.run_dir / "id_ed25519"
-    for old_key in (key, key.with_suffix(".pub")):
-        old_key.unlink(missing_ok=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fresh-test", "-f", str(key)],
-                   check=True)
+    key = begin_run(FRESH, log)
     host = Host("fresh", FRESH.subnet + ".10", names=FRESH)
     lab = Lab([host], key, log, names=FRESH)
     try:
@@ -167,11 +157,7 @@ def main() -> int:
         log("make demo once more, everything installed")
         installed = run_commands(lab, host, ["make demo"])[0]
     except (FreshFailed, subprocess.CalledProcessError, RuntimeError, ValueError) as error:
-        log(f"FAILED: {error}")
-        detail = getattr(error, "stderr", "") or ""
-        if detail:
-            log(detail[-2000:])
-        log(f"logs of this run: {FRESH.run_dir}/*.log, {FRESH.run_dir}/logs/")
+        log_failure(error, FRESH, log)
         return 1
     finally:
         if not args.keep:

@@ -315,3 +315,29 @@ def prepare_base(log=print, names: LabNames = DEPLOY) -> Path:
         rootfs.extract(tarball, base)
         stamp.write_text(source)
     return base
+
+
+def begin_run(names: LabNames, log=print) -> Path:
+    """Sweep an earlier run's leftovers, clear the run directory of its logs and make this run's
+    SSH key (the directory is 0700: the run's secrets live there); returns the key's path."""
+    log("sweeping leftovers of an earlier run")
+    sweep(log, names)
+    names.run_dir.mkdir(parents=True, exist_ok=True)
+    names.run_dir.chmod(0o700)
+    for old_log in names.run_dir.glob("*.log"):
+        old_log.unlink()
+    key = names.run_dir / "id_ed25519"
+    for old_key in (key, key.with_suffix(".pub")):
+        old_key.unlink(missing_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", names.prefix + "lab",
+                    "-f", str(key)], check=True)
+    return key
+
+
+def log_failure(error: Exception, names: LabNames, log=print) -> None:
+    """The failure, a failed command's stderr, and where this run's logs are."""
+    log(f"FAILED: {error}")
+    detail = getattr(error, "stderr", "") or ""
+    if detail:
+        log(detail[-2000:])
+    log(f"logs of this run: {names.run_dir}/*.log, {names.run_dir}/logs/*-console.log")
