@@ -120,7 +120,7 @@ def run(pair: SitePair, consul: ConsulDev, servers: dict[str, tuple[str, int]], 
             pair.wait_candidates(*sorted({"a", site}), timeout=20)
         leader = pair.wait_leader("a")
         pair.wait_dns("a")
-        console.print(f"\nEach site runs {', '.join(SERVICES)}: "
+        console.print(f"\nEach site runs {', '.join(SERVICES)}; site a's checks: "
                       + "; ".join(f"{name}: {sites['a'].describe(name)}" for name in SERVICES))
         console.print(f"site a leads (epoch {leader['epoch']}); DNS answers {pair.dns_answer()}\n")
         show_status(configs["a"])
