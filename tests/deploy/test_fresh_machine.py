@@ -12,7 +12,7 @@ import pytest
 
 from deploylab.quickstart import quick_start_commands
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 INSTALL_DEPS = REPO / "scripts" / "install-deps"
 
 README = """# x
