@@ -70,10 +70,12 @@ def test_every_tier_the_makefile_asks_for_exists():
 
 def run_unprivileged(script_text: str, *args: str) -> subprocess.CompletedProcess:
     """The script as a user who cannot install: nobody when the tests run as root (the text
-    is passed as an argument: nobody may not read pytest's temporary directory)."""
+    is passed as an argument: nobody may not read pytest's temporary directory). No stdin and
+    HOME=/: under SSH, bash with a socket on stdin reads ~/.bashrc, which nobody may not."""
     prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
     return subprocess.run([*prefix, "bash", "-c", script_text, "install-deps", *args],
-                          capture_output=True, text=True, timeout=60, cwd="/")
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                          cwd="/", env={**os.environ, "HOME": "/"})
 
 
 def test_a_tool_that_does_not_run_fails_with_one_line_naming_it():
