@@ -92,3 +92,17 @@ def test_an_unknown_tier_is_refused_naming_the_tiers():
     result = run_unprivileged(INSTALL_DEPS.read_text(), "pythn")
     assert result.returncode == 1
     assert result.stderr.startswith("install-deps: unknown tier 'pythn' (tiers: python demo test")
+
+
+def test_the_fresh_container_and_the_deploy_lab_never_sweep_each_other():
+    from deploylab.fresh import FRESH
+    from deploylab.hosts import DEPLOY
+
+    names = {"chaos lab": ("cha-", "10.77.0"), "deploy": (DEPLOY.prefix, DEPLOY.subnet),
+             "fresh": (FRESH.prefix, FRESH.subnet)}
+    prefixes = [prefix for prefix, _ in names.values()]
+    # A sweep removes every link, namespace and cgroup whose name starts with its prefix.
+    assert not [(a, b) for a in prefixes for b in prefixes if a != b and b.startswith(a)]
+    assert len({subnet for _, subnet in names.values()}) == len(names)
+    assert len({DEPLOY.run_dir, FRESH.run_dir}) == 2 and DEPLOY.nft_table != FRESH.nft_table
+    assert (DEPLOY.bridge, DEPLOY.gateway, DEPLOY.nft_table) == ("dpl-br0", "10.78.0.1", "dpl_nat")
