@@ -23,6 +23,13 @@ $(STAMP): $(RUNTIME)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# The chaos lab's WAN delayer: netfilterqueue builds from source against the test tier's
+# libnetfilter-queue-dev, so only targets that install that tier first install it.
+WAN := $(VENV)/.wan-installed
+$(WAN): $(STAMP)
+	$(PY) -m pip install -q -e '.[wan]'
+	touch $@
+
 $(VENV)/.deploy-installed: $(STAMP) pyproject.toml
 	$(PY) -m pip install -q -e '.[deploy]'
 	touch $@
@@ -36,19 +43,19 @@ system-test:
 system-nspawn:
 	@scripts/install-deps python nspawn
 
-deps: system-test $(STAMP)
+deps: system-test $(STAMP) $(WAN)
 
 demo: system-demo $(RUNTIME)
 	$(PY) -m lab.demo
 
-test: system-test $(STAMP)
+test: system-test $(STAMP) $(WAN)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)   # no Consul, no BIND, no root: the layer contracts, the rule table, the other pure tests
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not integration and not chaos"
 
-bench: system-test $(STAMP)
+bench: system-test $(STAMP) $(WAN)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/failover.py --runs 20 --scenarios check,check-fbc3,sigkill,sigstop,stop,handover
 	$(PY) bench/consul_lock.py --runs 3
@@ -59,7 +66,7 @@ bench: system-test $(STAMP)
 	$(PY) bench/scale.py --groups 1,10,25,40
 	$(PY) bench/report.py
 
-chaos: system-test $(STAMP)
+chaos: system-test $(STAMP) $(WAN)
 	$(PY) -m pytest -q -m chaos tests/chaos
 
 # The whole topology deployed with ansible/site.yml onto seven systemd-nspawn hosts, then the
