@@ -22,9 +22,11 @@ half the jitter, and the loss `1 - sqrt(1 - loss)` so that a round trip loses `l
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -39,6 +41,15 @@ CHAIN = "CONSULHA_WAN"
 QUEUE = 0
 PPM = 1_000_000
 REPO = Path(__file__).resolve().parents[1]
+
+
+def preflight() -> str | None:
+    """Why the WAN emulator cannot run here (None: it can), beside netlab.preflight()."""
+    if shutil.which("iptables") is None:
+        return "`iptables` not found (scripts/install-deps installs it)"
+    if importlib.util.find_spec("netfilterqueue") is None:
+        return "Python package netfilterqueue missing (make deps: the `wan` extra)"
+    return None
 
 
 @dataclass(frozen=True)
