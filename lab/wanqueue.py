@@ -3,8 +3,10 @@
     ip netns exec <ns> python -m lab.wanqueue [--queue 0]
 
 The namespace's iptables OUTPUT rules send packets for remote sites to NFQUEUE `--queue`; this
-process holds each one until its due time, then gives the accept verdict. The kernel copies only
-the IP header to us (we read the destination address, never change the packet).
+process holds each one in a heap until its due time, then gives the accept verdict. One thread
+does it all (it waits on the netlink socket and the control pipe until the next due time), so no
+verdict ever waits for a GIL held by another thread. The kernel copies only the IP header to us
+(we read the destination address, never change the packet).
 
 Control is JSON lines on stdin, answers JSON lines on stdout:
     {"links": {"10.77.0.12": {"delay_ms": 15, "jitter_ms": 2.5, "key": "b"}, ...}}  replace the table
@@ -30,9 +32,9 @@ import itertools
 import json
 import os
 import random
+import select
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
@@ -98,7 +100,7 @@ class LagHistogram:
 
 
 class Delayer:
-    """A heap of (due, seq, packet) filled by the queue callback and one releasing thread."""
+    """A heap of (due, seq, packet): the queue callback adds, `release_due` gives the verdicts."""
 
     def __init__(self):
         self.links: dict[bytes, LinkDelay] = {}
@@ -106,77 +108,54 @@ class Delayer:
         self.last_due: dict[str, float] = {}
         self.held: list[tuple[float, int, object]] = []
         self.seq = itertools.count()
-        self.cond = threading.Condition()
-        self.stopping = False
         self.lags = LagHistogram()
         self.packets = 0
         self.max_depth = 0
         self.rng = random.Random()
 
     def configure(self, links: dict[str, dict]) -> None:
-        table = {socket.inet_aton(address): LinkDelay(float(link["delay_ms"]) / 1000,
-                                                      float(link.get("jitter_ms", 0)) / 1000,
-                                                      str(link.get("key", address)))
-                 for address, link in links.items()}
-        with self.cond:
-            self.links = table
-            for key, jitter in {(l.key, l.jitter_s) for l in table.values()}:
-                walk = self.walks.get(key)
-                if walk is None or walk.jitter_s != jitter:
-                    self.walks[key] = JitterWalk(jitter, self.rng)
+        self.links = {socket.inet_aton(address): LinkDelay(float(link["delay_ms"]) / 1000,
+                                                           float(link.get("jitter_ms", 0)) / 1000,
+                                                           str(link.get("key", address)))
+                      for address, link in links.items()}
+        for key, jitter in {(l.key, l.jitter_s) for l in self.links.values()}:
+            walk = self.walks.get(key)
+            if walk is None or walk.jitter_s != jitter:
+                self.walks[key] = JitterWalk(jitter, self.rng)
 
     def on_packet(self, packet) -> None:
-        """Queue callback (runs with the netlink recv loop): only computes the due time."""
+        """Queue callback: only computes the due time."""
         now = time.monotonic()
         link = self.links.get(packet.get_payload()[16:20])
-        with self.cond:
-            if link is None or self.stopping:
-                due = now
-            else:
-                due = max(now + link.delay_s + self.walks[link.key].offset(now),
-                          self.last_due.get(link.key, 0.0))
-                self.last_due[link.key] = due
-            heapq.heappush(self.held, (due, next(self.seq), packet))
-            self.max_depth = max(self.max_depth, len(self.held))
-            if self.held[0][2] is packet:
-                self.cond.notify()
+        if link is None:
+            due = now
+        else:
+            due = max(now + link.delay_s + self.walks[link.key].offset(now),
+                      self.last_due.get(link.key, 0.0))
+            self.last_due[link.key] = due
+        heapq.heappush(self.held, (due, next(self.seq), packet))
+        self.max_depth = max(self.max_depth, len(self.held))
 
-    def release_loop(self) -> None:
-        while True:
-            with self.cond:
-                while not self.held and not self.stopping:
-                    self.cond.wait()
-                if not self.held:
-                    return
-                wait = self.held[0][0] - time.monotonic()
-                if wait > 0 and not self.stopping:
-                    self.cond.wait(wait)
-                    continue
-                now = time.monotonic()
-                ready = []
-                while self.held and (self.held[0][0] <= now or self.stopping):
-                    ready.append(heapq.heappop(self.held))
-            for due, _, packet in ready:
-                packet.accept()
-                self.lags.add(time.monotonic() - due)
-                self.packets += 1
+    def next_due(self) -> float | None:
+        return self.held[0][0] if self.held else None
+
+    def release_due(self, everything: bool = False) -> None:
+        while self.held and (everything or self.held[0][0] <= time.monotonic()):
+            due, _, packet = heapq.heappop(self.held)
+            packet.accept()
+            self.lags.add(time.monotonic() - due)
+            self.packets += 1
 
     def stats(self) -> dict:
-        with self.cond:
-            lags, packets, depth = self.lags, self.packets, self.max_depth
-            self.lags, self.packets, self.max_depth = LagHistogram(), 0, len(self.held)
+        lags, packets, depth = self.lags, self.packets, self.max_depth
+        self.lags, self.packets, self.max_depth = LagHistogram(), 0, len(self.held)
         return {"packets": packets, "lag_p50_ms": lags.quantile_ms(0.5),
                 "lag_p99_ms": lags.quantile_ms(0.99),
                 "lag_max_ms": round(lags.max_s * 1000, 3), "max_depth": depth}
 
-    def stop(self) -> None:
-        with self.cond:
-            self.stopping = True
-            self.cond.notify()
-
 
 def realtime() -> str:
-    """Run this process (and the threads it starts) at SCHED_FIFO priority: the delayer stands
+    """Run this process at SCHED_FIFO priority: the delayer stands
     for the kernel's link, and Consul, the agents and other load on the machine must not delay
     its verdicts. It sleeps between due times, so it takes little CPU; the kernel keeps 5 % of
     every second for other tasks anyway (sched_rt_runtime_us). Without the privilege it runs as
@@ -189,29 +168,42 @@ def realtime() -> str:
 
 
 def serve(queue_num: int) -> None:
-    # Timer slack 1 ns: the releasing thread's timed waits wake when asked, not up to 50 us late.
+    # Timer slack 1 ns: the timed waits wake when asked, not up to 50 us late.
     ctypes.CDLL(None).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
-    # The netlink thread and the releasing thread hand the GIL over at most this late.
-    sys.setswitchinterval(0.0005)
     sched = realtime()
     delayer = Delayer()
     queue = NetfilterQueue()
     queue.bind(queue_num, delayer.on_packet, max_len=MAX_HELD, range=20, sock_len=8 << 20)
-    releaser = threading.Thread(target=delayer.release_loop, name="release")
-    releaser.start()
-    threading.Thread(target=queue.run, name="netlink", daemon=True).start()
+    netlink, control = queue.get_fd(), sys.stdin.fileno()
     print(json.dumps({"ready": True, "sched": sched}), flush=True)
-    for line in sys.stdin:
-        command = json.loads(line)
-        if "links" in command:
-            delayer.configure(command["links"])
-            print(json.dumps({"ok": True}), flush=True)
-        if command.get("stats"):
-            print(json.dumps({**delayer.stats(), "sched": sched}), flush=True)
-        if command.get("stop"):
-            break
-    delayer.stop()
-    releaser.join(5)
+    pending = b""
+    running = True
+    while running:
+        due = delayer.next_due()
+        timeout = None if due is None else max(0.0, due - time.monotonic())
+        readable = select.select([netlink, control], [], [], timeout)[0]
+        if netlink in readable:
+            queue.run(block=False)      # every message waiting now, then back here
+        delayer.release_due()
+        if control in readable:
+            chunk = os.read(control, 65536)
+            pending += chunk
+            lines, _, pending = pending.rpartition(b"\n")
+            for line in filter(None, lines.split(b"\n")):
+                running = answer(delayer, json.loads(line), sched) and running
+            running = running and bool(chunk)     # end of input: stop
+    delayer.release_due(everything=True)
+    queue.unbind()
+
+
+def answer(delayer: Delayer, command: dict, sched: str) -> bool:
+    """Carry out one control command, print its answer; False when told to stop."""
+    if "links" in command:
+        delayer.configure(command["links"])
+        print(json.dumps({"ok": True}), flush=True)
+    if command.get("stats"):
+        print(json.dumps({**delayer.stats(), "sched": sched}), flush=True)
+    return not command.get("stop")
 
 
 def main() -> None:

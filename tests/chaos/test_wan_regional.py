@@ -1,16 +1,19 @@
 """Chaos scenarios across the `regional` WAN (30 ms RTT +-5 ms, 0.5 % loss between the sites;
 lab/wan.py), so that the suite keeps the WAN path honest: 1w the leader's service check fails,
-4w the leader host is isolated. Same invariants as on the LAN: never two leaders in the
-transition files, fenced DNS, convergence, one DNS change per fault and none on heal. Each
-scenario ends with the emulator measuring itself under the run's load; a run whose emulator did
-not deliver the profile (e.g. a delayer lagging more than 10 % of its delay) fails as invalid."""
+4w the leader's site (its app host and its Consul server) is isolated. Same scenarios, same
+invariants as on the LAN: never two leaders in the transition files, fenced DNS, convergence,
+one DNS change per fault and none on heal. Each scenario ends with the emulator measuring itself
+under the run's load; a run whose emulator did not deliver the profile (e.g. a delayer lagging
+more than 10 % of its delay) fails as invalid."""
 
 from __future__ import annotations
 
 import pytest
 
-from lab.pair import wait_until
 from lab.wan import PROFILES, Wan, preflight
+# The scenarios themselves are the LAN suite's, run again across the WAN: one definition each.
+from tests.chaos import test_agent_faults as agent_faults
+from tests.chaos import test_partitions as partitions
 
 pytestmark = pytest.mark.chaos
 
@@ -42,31 +45,10 @@ def measured(scenario, wan: Wan) -> None:
 
 
 def test_01w_service_check_fails_on_leader_regional(scenario, wan):
-    lab = scenario.lab
-    fault = scenario.now()
-    lab.toys["a"].fail()
-    after = scenario.wait_names("b", 15, since=fault, key="failover_s")
-    assert after.holder_epoch > scenario.epoch0
-    assert scenario.demotions("a", since=fault), lab.logs()
-    heal = scenario.now()
-    lab.toys["a"].recover()
-    scenario.verify_failover_then_heal(fault, heal, "failover", bound=15, hold=3)
-    assert scenario.leader_sites(since=heal) == []
+    agent_faults.test_01_service_check_fails_on_leader(scenario)
     measured(scenario, wan)
 
 
-def test_04w_leader_host_isolated_regional(scenario, wan):
-    lab = scenario.lab
-    fault = scenario.now()
-    lab.net.isolate(["ha"])
-    demoted = wait_until(lambda: scenario.demotions("a", since=fault), 6, step=0.05,
-                         what="a fences itself", logs=lab.logs)
-    scenario.metric("self_fenced_s", demoted[0].monotonic - fault)
-    after = scenario.wait_names("b", 25, since=fault, key="failover_s")
-    assert after.holder_epoch > scenario.epoch0
-    assert demoted[0].monotonic < after.t
-    scenario.hold(1)
-    heal = scenario.now()
-    lab.net.heal()
-    scenario.verify_failover_then_heal(fault, heal, "isolated", bound=25, hold=3)
+def test_04w_leader_site_isolated_regional(scenario, wan):
+    partitions.test_04_leader_site_isolated(scenario)
     measured(scenario, wan)
