@@ -193,7 +193,8 @@ class Wan:
         self.flap_windows: list[tuple[float, float]] = []   # (cut, healed) monotonic
         self._flap_stop = threading.Event()
         self._flapper: threading.Thread | None = None
-        self._flap_pair: tuple[str, str] | None = None
+        self._flap_pair: tuple[str, str] | None = None   # the pair that flaps (or flapped)
+        self._cut_since: float | None = None              # a cut in progress
         self._hub("add table bridge wan\n"
                   "add chain bridge wan loss { type filter hook forward priority -10; policy accept; }\n"
                   "add chain bridge wan flap { type filter hook forward priority -5; policy accept; }\n")
@@ -267,10 +268,11 @@ class Wan:
         while not stop.wait(period_s - cut_s) and time.monotonic() - started < max_s:
             self._hub(f"add rule bridge wan flap ip saddr {sa} ip daddr {sb} drop\n"
                       f"add rule bridge wan flap ip saddr {sb} ip daddr {sa} drop\n")
-            cut = time.monotonic()
+            self._cut_since = time.monotonic()
             stop.wait(cut_s)
             self._hub("flush chain bridge wan flap\n")
-            self.flap_windows.append((cut, time.monotonic()))
+            self.flap_windows.append((self._cut_since, time.monotonic()))
+            self._cut_since = None
 
     def stop_flapping(self) -> None:
         if self._flapper is not None:
@@ -287,10 +289,10 @@ class Wan:
         delayers' lag since the last measure(), and whether the run is valid (see wanprobe)."""
         pairs = [(s, d) for s in self._site_hosts() for d in self._site_hosts()
                  if site_of(s) != site_of(d)]
-        flapping = self._flap_pair
         probes = probe(self.lab, pairs, count, interval_s)
-        if flapping:
-            probes = cut_windows_filter(probes, list(self.flap_windows), self._flap_pair_hosts())
+        if self._flap_pair:
+            ongoing = [(self._cut_since, math.inf)] if self._cut_since is not None else []
+            probes = cut_windows_filter(probes, self.flap_windows + ongoing, self._flap_pair_hosts())
         delayers = {}
         for host, delayer in self.delayers.items():
             alive = delayer.alive()

@@ -124,7 +124,7 @@ def probe(lab: NetLab, pairs: list[tuple[str, str]], count: int, interval_s: flo
 
 
 def cut_windows_filter(probes: list[PairProbes], windows: list[tuple[float, float]],
-                       cut_pairs: set[tuple[str, str]], reach_s: float = 1.0) -> list[PairProbes]:
+                       cut_pairs: set[tuple[str, str]], reach_s: float = 0.25) -> list[PairProbes]:
     """Forget probes of the flapping pairs sent during a cut (or `reach_s` before it, still on
     the way): they measure the flap, not the link."""
     def during_cut(t: float) -> bool:

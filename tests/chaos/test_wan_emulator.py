@@ -134,6 +134,10 @@ def test_heal_keeps_wan_and_close_keeps_partitions(wan, net):
 def test_flapping_link_cuts_and_heals(wan, net):
     wan.start_flapping("a", "b", period_s=1.0, cut_s=0.4, max_s=10)
     ab, aw = probe(net, [("ha", "hb"), ("ha", "sw")], count=175, interval_s=0.02)
+    # The emulator's own measurement leaves out probes sent into a cut: still valid.
+    measurement = wan.measure(count=50)
+    assert measurement["valid"], measurement["invalid_reasons"]
+    assert pair(measurement, "a", "b")["observed"]["probes"] < pair(measurement, "a", "w")["observed"]["probes"]
     stopped = time.monotonic()
     wan.stop_flapping()     # heals at once: a cut still running then ends early
     windows = list(wan.flap_windows)
