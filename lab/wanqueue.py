@@ -39,8 +39,6 @@ import sys
 import time
 from dataclasses import dataclass
 
-from netfilterqueue import NetfilterQueue
-
 PR_SET_TIMERSLACK = 29
 LAG_BUCKET_S = 10e-6   # lag histogram resolution
 LAG_BUCKETS = 20_000   # up to 200 ms; later verdicts land in the last bucket (and lag_max_ms)
@@ -171,6 +169,8 @@ def realtime() -> str:
 def serve(queue_num: int) -> None:
     # Timer slack 1 ns: the timed waits wake when asked, not up to 50 us late.
     ctypes.CDLL(None).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    from netfilterqueue import NetfilterQueue   # here: the pure parts import without the `wan` extra
+
     sched = realtime()
     # A full collection walks every object the imports made (milliseconds of lag): freeze those,
     # and collect only between control commands (the packet path makes no reference cycles).
