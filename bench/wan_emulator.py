@@ -28,7 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.procstats import cpu_seconds  # noqa: E402
-from lab import netlab  # noqa: E402
+from lab import netns  # noqa: E402
+from lab.chaoslab import ChaosLab  # noqa: E402
 from lab.wan import PROFILES, Wan, preflight  # noqa: E402
 from lab.wanprobe import quantile  # noqa: E402
 
@@ -37,7 +38,7 @@ PING_PAIRS = (("ha", "hb"), ("ha", "sw"), ("hb", "sw"))
 _TIME = re.compile(r"time=([\d.]+) ms")
 
 
-def ping(net: netlab.NetLab, src: str, dst: str, count: int) -> dict:
+def ping(net: netns.NetLab, src: str, dst: str, count: int) -> dict:
     """RTT p50/p99 and loss of `count` pings src -> dst, 50 ms apart (bounded by -w)."""
     out = subprocess.run(["ip", "netns", "exec", net.ns(src), "ping", "-n", "-c", str(count),
                           "-i", "0.05", "-w", str(int(count * 0.05) + 5), net.addr(dst)],
@@ -47,7 +48,7 @@ def ping(net: netlab.NetLab, src: str, dst: str, count: int) -> dict:
             "rtt_p99_ms": quantile(times, 0.99), "loss_pct": round(100 * (1 - len(times) / count), 2)}
 
 
-def one_profile(net: netlab.NetLab, wan: Wan, name: str, hold: float, count: int, pings: int) -> dict:
+def one_profile(net: netns.NetLab, wan: Wan, name: str, hold: float, count: int, pings: int) -> dict:
     profile = PROFILES[name]
     wan.apply(profile)
     wan.measure(count=1)     # starts the delayers' lag statistics afresh for this profile
@@ -82,8 +83,8 @@ def one_profile(net: netlab.NetLab, wan: Wan, name: str, hold: float, count: int
 
 
 def run_mode(mode: str, args, workdir: Path) -> list[dict]:
-    chaos = netlab.ChaosLab(workdir) if mode == "consul" else None
-    net = chaos.net if chaos else netlab.NetLab(workdir)
+    chaos = ChaosLab(workdir) if mode == "consul" else None
+    net = chaos.net if chaos else netns.NetLab(workdir)
     wan = None
     try:
         if chaos:
@@ -111,10 +112,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=30)
     parser.add_argument("--pings", type=int, default=40)
     args = parser.parse_args()
-    reason = netlab.preflight() or preflight()
+    reason = netns.preflight() or preflight()
     if reason:
         sys.exit(f"wan_emulator: {reason}")
-    netlab.sweep_stale()
+    netns.sweep_stale()
     results = {"machine": {"cpus": os.cpu_count(), "kernel": platform.release()},
                "settings": vars(args), "modes": {}}
     for mode in args.modes.split(","):

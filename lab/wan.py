@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.netlab import SITES, NetLab, _run
+from lab.netns import SITES, NetLab, _run
 from lab.wanprobe import cut_windows_filter, probe, summarize
 
 CHAIN = "CONSULHA_WAN"
@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def preflight() -> str | None:
-    """Why the WAN emulator cannot run here (None: it can), beside netlab.preflight()."""
+    """Why the WAN emulator cannot run here (None: it can), beside netns.preflight()."""
     if shutil.which("iptables") is None:
         return "`iptables` not found (scripts/install-deps installs it)"
     if importlib.util.find_spec("netfilterqueue") is None:

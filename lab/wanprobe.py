@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lab.netlab import NetLab, enter_netns
+from lab.netns import NetLab, enter_netns
 
 PORT = 9977
 # kind (P probe / R answer), src idx, dst idx, seq, send time (ns), the answerer's dwell (ns)

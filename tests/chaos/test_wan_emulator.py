@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from lab import netlab
+from lab import netns
 from lab.wan import PROFILES, Wan, preflight
 from lab.wanprobe import PairProbes, probe
 
@@ -19,10 +19,10 @@ pytestmark = pytest.mark.chaos
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
-    reason = netlab.preflight() or preflight()
+    reason = netns.preflight() or preflight()
     if reason:
         pytest.skip(f"WAN emulator tests skipped: {reason}")
-    lab = netlab.NetLab(tmp_path_factory.mktemp("wan")).create()
+    lab = netns.NetLab(tmp_path_factory.mktemp("wan")).create()
     try:
         yield lab
     finally:
@@ -120,7 +120,7 @@ def test_heal_keeps_wan_and_close_keeps_partitions(wan, net):
     measurement = wan.measure(count=10)
     ab = pair(measurement, "a", "b")
     assert abs(ab["observed"]["one_way_p50_ms"] - 15) <= 1.5, "heal() removed the WAN delay"
-    assert "numgen random" in netlab._run("ip", "netns", "exec", net.ns("hub"), "nft", "list",
+    assert "numgen random" in netns._run("ip", "netns", "exec", net.ns("hub"), "nft", "list",
                                           "table", "bridge", "wan")
     net.cut(["ha"], ["hb"])
     wan.close()

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from lab.netlab import NetLab
+from lab.netns import NetLab
 from lab.wan import PROFILES, Link, delayer_table, loss_rules, profile_links, queue_rules
 from lab.wanprobe import invalid_reasons
 from lab.wanqueue import Delayer, JitterWalk
