@@ -11,7 +11,7 @@ import time
 import pytest
 
 from lab import netns
-from lab.wan import PROFILES, Wan, preflight
+from lab.wan import PROFILES, Wan, WanProfile, preflight
 from lab.wanprobe import PairProbes, probe
 
 pytestmark = pytest.mark.chaos
@@ -157,3 +157,14 @@ def test_flapping_link_cuts_and_heals(wan, net):
     assert lost_inside and not any(seq in ab.one_way_ms for seq in lost_inside), "cut did not cut"
     assert kept_outside and all(seq in ab.one_way_ms for seq in kept_outside), "heal did not heal"
     assert len(aw.one_way_ms) == len(aw.sent), "the flap cut a link other than a-b"
+
+
+def test_flapping_profile_starts_and_the_next_profile_stops_it(wan, net):
+    wan.apply(WanProfile("quick-flapping", 0, 0, 0, flap_period_s=0.6, flap_cut_s=0.3))
+    (during,) = probe(net, [("sb", "sa")], count=60, interval_s=0.02)
+    wan.apply(PROFILES["lan"])
+    assert wan.flap_windows and len(during.one_way_ms) < len(during.sent), "the profile did not flap"
+    assert "drop" not in netns._run("ip", "netns", "exec", net.ns("hub"), "nft", "list", "chain",
+                                    "bridge", "wan", "flap")
+    (after,) = probe(net, [("sb", "sa")], count=30, interval_s=0.02)
+    assert len(after.one_way_ms) == 30, "still flapping after the next profile"
