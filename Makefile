@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: deps demo test test-fast bench chaos deploy-test fresh-test clean \
+.PHONY: deps demo test test-fast wheel-test bench chaos deploy-test fresh-test clean \
 	system-demo system-test system-nspawn
 
 # The package and what it imports: enough for the demo.
@@ -54,6 +54,12 @@ test: system-test $(STAMP) $(WAN)
 test-fast: $(STAMP)   # no Consul, no BIND, no root: the layer contracts, the rule table, the other pure tests
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not integration and not chaos"
+
+# The release: sdist and wheel built with python -m build, the wheel installed into a clean venv
+# that runs consulha --version and validates the conf/ examples (scripts/wheel-test).
+wheel-test: $(STAMP)
+	$(PY) -m pip install -q -e '.[release]'
+	PY=$(PY) scripts/wheel-test
 
 bench: system-test $(STAMP) $(WAN)
 	$(PY) -m pip install -q -e '.[bench]'

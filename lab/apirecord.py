@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -142,6 +143,9 @@ class RecordingProxy:
         self.port = port
         self.upstream_port = upstream_port
         self._record = recording.add
+        # Seconds each chunk from a client waits before it goes on to Consul: an emulated slow
+        # link, for tests of what consulha says about round trips (validate --connect).
+        self.delay = 0.0
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
@@ -192,6 +196,8 @@ class RecordingProxy:
             while data := source.recv(_CHUNK):
                 if observe is not None:
                     observe(data)
+                    if self.delay:
+                        time.sleep(self.delay)
                 target.sendall(data)
         except OSError:
             pass

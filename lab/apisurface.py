@@ -122,7 +122,7 @@ def table(surface: Surface) -> str:
         sends += (["raw value"] if endpoint.body == "raw"
                   else [f"`{field}`" for field in sorted(endpoint.body)])
         sources = " ".join(f"[{number}]({url})" for number, url in enumerate(endpoint.sources, 1))
-        rows.append(f"| <a id=\"{endpoint.id}\"></a>`{endpoint.method} {endpoint.path}` | "
+        rows.append(f"| <a id=\"{endpoint.id}\"></a>`{endpoint.method} {_cell(endpoint.path)}` | "
                     f"{', '.join(sends) or '-'} | {_cell(endpoint.acl)} | {endpoint.since} | "
                     f"{_cell(endpoint.changes)} | {_cell(endpoint.consulha)} | {sources} |")
     return "\n".join(rows)

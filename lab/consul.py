@@ -53,6 +53,12 @@ class ConsulDev:
         port = self._proxy.port if self._proxy else self.http_port
         return f"http://127.0.0.1:{port}"
 
+    def delay_requests(self, seconds: float) -> None:
+        """Hold every request this long on its way to Consul (recording proxy only)."""
+        if self._proxy is None:
+            raise RuntimeError("delay_requests needs lab.apirecord enabled (the test suite)")
+        self._proxy.delay = seconds
+
     @property
     def direct_address(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
