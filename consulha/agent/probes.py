@@ -1,0 +1,125 @@
+"""What `consulha validate --connect` measures beyond reachability: the Consul versions of the
+local agent and the servers, and the round trips to the Consul servers, the local agent, the DNS
+primary and each check's target, judged against the configured intervals
+(consulha.core.margins). Observe here, decide there."""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
+
+from consulha.config import Config
+from consulha.consul.coordinates import rtts_from
+from consulha.consul.store import ConsulRefused, ConsulStore, ConsulUnavailable
+from consulha.consul.versions import ClusterVersions, ConsulVersion, server_versions
+from consulha.core.margins import MarginWarning, RoundTrips, Timeouts, margin_warnings
+from consulha.core.timing import Timing
+
+SAMPLES = 5  # timed requests per target; the slowest one is judged
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Medians and maxima in seconds of what was timed, with a sentence each."""
+    round_trips: RoundTrips
+    lines: tuple[str, ...]
+
+
+def cluster_versions(store: ConsulStore) -> ClusterVersions:
+    """The local agent's Consul version and the servers' (members with role=consul)."""
+    local = ConsulVersion.parse(store.agent_self()["Config"].get("Version"))
+    try:
+        servers = server_versions(store.members())
+    except ConsulRefused:
+        servers = ()  # ACL without node:read: ClusterVersions says the servers are unknown
+    return ClusterVersions(local, servers)
+
+
+def _timed(call, samples: int = SAMPLES) -> list[float]:
+    times = []
+    for _ in range(samples):
+        started = time.monotonic()
+        call()
+        times.append(time.monotonic() - started)
+    return times
+
+
+def _summary(what: str, times: list[float]) -> str:
+    return (f"{what}: median {statistics.median(times) * 1000:.1f} ms, "
+            f"max {max(times) * 1000:.1f} ms ({len(times)} requests)")
+
+
+def _dns_times(cfg: Config) -> list[float] | None:
+    if cfg.dns.server is None:
+        return None  # command provider: no DNS server of ours to time
+    host, port = cfg.dns.server
+    query = dns.message.make_query(cfg.dns.zones[0], dns.rdatatype.SOA)
+    try:
+        return _timed(lambda: dns.query.udp(query, host, port=port, timeout=cfg.dns.timeout), 3)
+    except (OSError, dns.exception.DNSException):
+        return None  # validate's DNS probe says what is wrong with the server
+
+
+def _target(kind: str, target: str) -> tuple[str, int] | None:
+    if kind == "tcp":
+        host, _, port = target.rpartition(":")
+        return host.strip("[]"), int(port)
+    if kind == "http":
+        url = urlsplit(target)
+        return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    return None  # script checks run here: no network round trip
+
+
+def _connect_time(address: tuple[str, int], timeout: float) -> float | None:
+    try:
+        times = _timed(lambda: socket.create_connection(address, timeout=timeout).close(), 3)
+    except OSError:
+        return None  # a check that fails now is the check's business, not a margin
+    return max(times)
+
+
+def measure(cfg: Config, store: ConsulStore, versions: ClusterVersions) -> Measured:
+    lines = []
+    reads = _timed(lambda: store.get(f"{cfg.key_prefix}/leader", consistent=True))
+    lines.append(_summary("consul consistent reads (local agent -> leader -> quorum)", reads))
+    local = _timed(store.agent_self)
+    lines.append(_summary("local consul agent", local))
+    try:
+        node = store.node_name()
+        names = [name for name, _ in versions.servers]
+        estimates = rtts_from(node, store.coordinates(), names)
+        if estimates:
+            lines.append("network RTT to the servers (Consul coordinates): " + ", ".join(
+                f"{name} {rtt * 1000:.1f} ms" for name, rtt in sorted(estimates.items())))
+    except (ConsulRefused, ConsulUnavailable):
+        pass  # coordinates are a second opinion; the timed reads above are the measure
+    dns_times = _dns_times(cfg)
+    if dns_times:
+        lines.append(_summary(f"dns primary {cfg.dns.server[0]}:{cfg.dns.server[1]} (SOA)", dns_times))
+    targets = []
+    for service in cfg.services:
+        address = _target(service.check.kind, service.check.target)
+        connect = _connect_time(address, service.check.timeout) if address else None
+        if connect is not None:
+            targets.append((service.name, connect))
+            lines.append(f"check target of {service.name} ({address[0]}:{address[1]}): "
+                         f"connect max {connect * 1000:.1f} ms")
+    return Measured(RoundTrips(consul_read=max(reads), local_agent=max(local),
+                               dns_primary=max(dns_times) if dns_times else None,
+                               check_targets=tuple(targets)), tuple(lines))
+
+
+def margins(cfg: Config, measured: Measured) -> list[MarginWarning]:
+    timeouts = Timeouts(timing=Timing.of(cfg.session),
+                        dns_timeout=cfg.dns.timeout if cfg.dns.server is not None else None,
+                        check_timeouts=tuple((s.name, s.check.timeout) for s in cfg.services
+                                             if s.check.kind != "script"))
+    return margin_warnings(timeouts, measured.round_trips)
