@@ -3,11 +3,12 @@ host (`consulha validate --connect`). Pure: measurements in, warnings out.
 
 The rules, each with its reason:
 
-- session.lock_delay: a leader acts only within its lease (min(ttl, lock_delay) less 20 %),
-  counted from the send time of its last confirming consistent read, and re-reads every
-  lease / 4. A read that takes more than half of that interval leaves one slow read without
-  lease to spare: a healthy leader would fence itself. So: slowest read <= lease / 8.
-- session.ttl: renewals every ttl / 4 must get through with a retry: slowest read <= ttl / 8.
+- session.lock_delay (session.ttl when it is the shorter): a leader acts only within its lease
+  (min(ttl, lock_delay) less 20 %), counted from the send time of its last confirming
+  consistent read, and re-reads every lease / 4. A read that takes more than half of that
+  interval leaves one slow read without lease to spare: a healthy leader would fence itself.
+  So: slowest read <= lease / 8. (Renewals every ttl / 4 need less: ttl >= lock_delay is the
+  usual case, and a ttl under lock_delay is covered by this same rule.)
 - session.heartbeat_ttl: the local agent probes us every heartbeat_ttl / 3 with that timeout;
   the probe must answer well within it: local agent round trip <= heartbeat_ttl / 3 / 4.
 - a check's timeout, and dns.timeout: at least 4 round trips to the target.
@@ -73,16 +74,13 @@ def margin_warnings(timeouts: Timeouts, measured: RoundTrips) -> list[MarginWarn
         if read > allowed:
             # lease = 0.8 * grace for grace >= 0.5 s; confirm = lease / 4; allowed = lease / 8
             needed = _ceil_to(read * 8 / 0.8)
+            setting, value = (("session.lock_delay", timing.lock_delay) if timing.lock_delay <= timing.ttl
+                              else ("session.ttl", timing.ttl))
             warnings.append(MarginWarning(
-                "session.lock_delay", _s(timing.lock_delay),
+                setting, _s(value),
                 f"the leader's lease is {_ms(timing.lease)}, confirmed every {_ms(timing.confirm)}, "
                 f"but a consistent read took {_ms(read)} (at most {_ms(allowed)} leaves one slow "
-                f"read to spare); set lock_delay (and ttl) to at least {_s(max(needed, 0.5))}"))
-        if read > timing.ttl / 8:
-            warnings.append(MarginWarning(
-                "session.ttl", _s(timing.ttl),
-                f"renewals every {_ms(timing.renew)} need a retry within it, but a read took "
-                f"{_ms(read)}; set ttl to at least {_s(_ceil_to(read * 8, 1.0))}"))
+                f"read to spare); set {setting.split('.')[1]} to at least {_s(max(needed, 0.5))}"))
         if read * TIMEOUT_ROUND_TRIPS > timing.request_timeout:
             warnings.append(MarginWarning(
                 "consulha request timeout", _s(timing.request_timeout),

@@ -37,9 +37,16 @@ def test_the_bound_is_inclusive_and_a_longer_lock_delay_clears_it():
     assert margin_warnings(timeouts(lock_delay=2.0), RoundTrips(consul_read=0.150, local_agent=None)) == []
 
 
-def test_reads_slower_than_a_quarter_of_the_request_timeout_are_named_and_ttl_when_renewals_cannot_retry():
-    found = settings(margin_warnings(timeouts(lock_delay=60.0, ttl=10.0), RoundTrips(1.3, None)))
-    assert found == ["session.ttl", "consulha request timeout"]
+def test_the_shorter_of_ttl_and_lock_delay_is_the_one_named():
+    # ttl 10 s under lock_delay 30 s: the lease is 8 s, confirmed every 2 s, a read may take 1 s
+    lease, timeout = margin_warnings(timeouts(lock_delay=30.0, ttl=10.0), RoundTrips(1.2, None))
+    assert lease.setting == "session.ttl" and "set ttl to at least 12s" in str(lease)
+    assert timeout.setting == "consulha request timeout"
+
+
+def test_reads_slower_than_a_quarter_of_the_request_timeout_are_named():
+    found = settings(margin_warnings(timeouts(lock_delay=60.0, ttl=60.0), RoundTrips(0.6, None)))
+    assert found == ["consulha request timeout"]
 
 
 def test_a_slow_local_agent_names_heartbeat_ttl():
