@@ -34,7 +34,8 @@ log = logging.getLogger("consulha.agent")
 
 @dataclass(frozen=True)
 class Measured:
-    """Medians and maxima in seconds of what was timed, with a sentence each."""
+    """The slowest answer of each timed target (what the margins are judged on), and one
+    sentence per target with its median and maximum for the operator."""
     round_trips: RoundTrips
     lines: tuple[str, ...]
 
