@@ -69,7 +69,7 @@ def agent(
     signal.signal(signal.SIGINT, on_signal)
     from consulha.agent.probes import log_versions
 
-    for one in {cfg.consul: cfg for cfg in configs}.values():  # once per local Consul agent
+    for one in {cfg.consul.address: cfg for cfg in configs}.values():  # once per local Consul agent
         log_versions(one, runner.stop_event)
     raise typer.Exit(runner.run())
 
