@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""consulha and the ZooKeeper design it replaces, side by side on emulated WAN links (issue 17).
+
+One three-site lab (network namespaces; lab/wan.py delays and drops packets between sites);
+both systems run in it at the same time, each with its own record in the same BIND zone, both
+watching the toy services of ha and hb. Per WAN profile:
+  emulator  Wan.measure() under the run's load: configured vs observed RTT and loss, the
+            delayer's lag; a profile whose delayer lagged more than 10 % of its delay is invalid
+  soak      --soak-seconds without a fault: leadership moves (false failovers), two leaders,
+            two sites writing DNS; for consulha also session invalidations, heartbeat and check
+            flaps, serf suspicions, Raft elections (Consul's logs) and the latency of consistent
+            reads from the app hosts (a Consul RPC across the WAN)
+  faults    check (site a's service fails), sigkill (the leader's agent), isolation (site a's
+            hosts cut off), handover (planned; consulha only: the ZooKeeper design has none),
+            --runs each: median / p95 / max until every verify server answers site b, late
+            (> 30 s) and missed failovers, extra moves, the chaos suite's invariants (consulha)
+Writes bench/results/wan.json (merged per profile), bench/results/wan.png and docs/wan.md's
+tables; --quick writes bench/results/wan-quick.{json,png} and leaves docs/wan.md alone.
+
+Usage: bench/wan.py [--quick] [--profiles lan,regional,...] [--faults check,...] [--runs N]
+                    [--soak-seconds S] [--systems consulha,zookeeper]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.wan_observe import ConsulLogWindow, Poller, ReadLatency  # noqa: E402
+from bench.wan_outcome import FaultRun, emulator_verdict, judge_run, soak_counts, summarise_runs  # noqa: E402
+from bench.wan_render import estimate_minutes, plot, render_docs  # noqa: E402
+from bench.wan_systems import SETTINGS, ConsulhaSystem, System, WanLab  # noqa: E402
+from lab import netlab  # noqa: E402
+from lab.invariants import Window  # noqa: E402
+from lab.wan import PROFILES, Wan, WanProfile  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FAULTS = ("check", "sigkill", "isolation", "handover")
+CONSULHA_ONLY = {"handover": "the ZooKeeper design has no planned handover"}
+RUNS = {"lan": 10, "regional": 10, "continental": 10, "metro": 5, "bad": 5, "flapping": 5}
+SOAK_S, QUICK_SOAK_S, QUICK_RUNS = 600.0, 60.0, 2
+RUN_BOUND_S = 60.0   # a fault run waits this long for the failover (after 30 s it is late)
+SETTLE_S = 3.0       # after the failover: a flap back would show here
+OLD, NEW = "a", "b"
+
+
+def zookeeper_system() -> System:
+    from bench.peers import ZooKeeperSystem  # bench/peers/ (issue 17, section 3)
+    return ZooKeeperSystem()
+
+
+class Bench:
+    def __init__(self, lab: WanLab, wan: Wan, systems: list[System]):
+        self.lab = lab
+        self.wan = wan
+        self.systems = systems
+        self.servers = [lab.net.addr("dns")]   # the verify servers: BIND's primary
+        self.running: set[str] = set()
+
+    def start(self, systems: list[System]) -> None:
+        """Each of `systems` afresh: site a active, DNS on a. consulha first: its reset heals the
+        network and the toys for everyone."""
+        for system in sorted(systems, key=lambda s: s.name != "consulha"):
+            if system.name in self.running:
+                system.stop()
+            system.start(self.lab)
+            self.running.add(system.name)
+
+    def stop(self) -> None:
+        for system in self.systems:
+            if system.name in self.running:
+                try:
+                    system.stop()
+                except Exception as error:  # noqa: BLE001 - teardown goes on
+                    print(f"stopping {system.name}: {error}", file=sys.stderr)
+        self.running.clear()
+
+    def soak(self, seconds: float) -> dict:
+        self.start(self.systems)
+        consulha = self._consulha()
+        if consulha:
+            consulha.resample(0.25, seconds + 60)
+        logs, latency = ConsulLogWindow(self.lab), ReadLatency(self.lab, max_duration=seconds + 60).start()
+        poller = Poller(self.lab, self.systems, self.servers, 0.25, seconds + 60).start()
+        since = time.monotonic()
+        emulator = self.wan.measure()
+        time.sleep(max(0.0, since + seconds - time.monotonic()))
+        until = time.monotonic()
+        polls, read_latency = poller.stop(), latency.stop()
+        result = {"seconds": round(until - since, 1), "emulator": emulator, "systems": {}}
+        for system in self.systems:
+            events = [e for e in system.events() if e["t"] <= until]
+            row = soak_counts(polls[system.name], events, since, until, {})
+            if system is consulha:
+                row["session_invalidations"] = sum(
+                    1 for e in events if e.get("cause") == "session_invalidated" and e["t"] >= since)
+                row["consul"] = logs.counts()
+                row["consistent_read"] = read_latency
+                row["violations"] = consulha.violations([Window("soak", since, until, max_changes=0)], {})
+            result["systems"][system.name] = row
+        return result
+
+    def fault_run(self, fault: str) -> dict[str, FaultRun]:
+        systems = [s for s in self.systems if s.name == "consulha" or fault not in CONSULHA_ONLY]
+        self.start(systems)
+        poller = Poller(self.lab, systems, self.servers, 0.05, RUN_BOUND_S + SETTLE_S + 30).start()
+        started = time.monotonic()
+        ends: dict[str, list[float]] = {}
+        fault_at = time.monotonic()
+        self._inject(fault, systems, ends)
+        deadline = fault_at + RUN_BOUND_S
+        while time.monotonic() < deadline and not all(
+                (p := poller.latest(s.name)) and p.t > fault_at and set(p.dns) == {NEW} for s in systems):
+            time.sleep(0.05)
+        time.sleep(SETTLE_S)
+        end_at = time.monotonic()
+        polls = poller.stop()
+        self._heal(fault, systems)
+        outcome = {}
+        for system in systems:
+            events = [e for e in system.events() if e["t"] >= started - 30]
+            violations = (system.violations([Window(fault, fault_at, end_at, bound=RUN_BOUND_S,
+                                                    expect_site=NEW, max_changes=1)], ends)
+                          if system is self._consulha() else [])
+            outcome[system.name] = judge_run(polls[system.name], events, fault_at, end_at, NEW,
+                                             ends, violations)
+        return outcome
+
+    def _inject(self, fault: str, systems: list[System], ends: dict[str, list[float]]) -> None:
+        if fault == "check":
+            for system in systems:
+                system.fail_service(OLD)
+        elif fault == "sigkill":
+            for system in systems:
+                system.kill_agent(OLD)
+            ends[OLD] = [time.monotonic()]
+        elif fault == "isolation":
+            self.lab.net.isolate(netlab.SITES[OLD])
+        elif fault == "handover":
+            from bench.sites import handover_to_b
+            handover_to_b(self.lab)
+
+    def _heal(self, fault: str, systems: list[System]) -> None:
+        if fault == "check":
+            for system in systems:
+                system.heal_service(OLD)
+        elif fault == "isolation":
+            self.lab.net.heal()
+
+    def _consulha(self) -> ConsulhaSystem | None:
+        return next((s for s in self.systems if isinstance(s, ConsulhaSystem)), None)
+
+    def profile(self, profile: WanProfile, soak_s: float, runs: int, faults: list[str]) -> dict:
+        settings = SETTINGS[profile.name]
+        took = {"started": time.monotonic()}
+        self.lab.retune_consul(settings.consul)
+        for system in self.systems:
+            if isinstance(system, ConsulhaSystem):
+                system.settings = settings.agent
+        self.wan.apply(profile)
+        if profile.flap_period_s:
+            self.wan.start_flapping(period_s=profile.flap_period_s, cut_s=profile.flap_cut_s)
+        try:
+            result = {"profile": vars(profile), "settings": settings_doc(profile.name), "runs": runs,
+                      "soak": self.soak(soak_s) if soak_s > 0 else None, "faults": {}}
+            took["soak_s"] = time.monotonic() - took["started"]
+            for fault in faults:
+                begun, outcomes = time.monotonic(), {s.name: [] for s in self.systems}
+                for run in range(runs):
+                    for name, outcome in self.fault_run(fault).items():
+                        outcomes[name].append(outcome)
+                        print(f"{profile.name:11} {fault:9} run {run + 1:2}/{runs} {name:9}: "
+                              + (f"{outcome.seconds:.3f}s" if outcome.seconds is not None else "MISSED")
+                              + (f" moves {outcome.moves}" if outcome.moves != 1 else "")
+                              + (f" VIOLATIONS {outcome.violations}" if outcome.violations else ""),
+                              flush=True)
+                result["faults"][fault] = {
+                    name: summarise_runs(rows) if rows else {"skipped": CONSULHA_ONLY[fault]}
+                    for name, rows in outcomes.items()}
+                took[f"{fault}_run_s"] = (time.monotonic() - begun) / max(1, runs)
+            result["emulator_after_faults"] = self.wan.measure()
+        finally:
+            if profile.flap_period_s:
+                self.wan.stop_flapping()
+        result["emulator_verdict"] = emulator_verdict(
+            profile.rtt_ms, [result["soak"] and result["soak"]["emulator"], result["emulator_after_faults"]])
+        took.pop("started")
+        result["durations_s"] = {k: round(v, 1) for k, v in took.items()}
+        return result
+
+
+def settings_doc(profile: str) -> dict:
+    settings = SETTINGS[profile]
+    return {"consulha": vars(settings.agent) | {"node_checks": list(settings.agent.node_checks)},
+            "consul": settings.consul.config(), "why": settings.why}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"soak {QUICK_SOAK_S:.0f} s, {QUICK_RUNS} runs per fault, results to wan-quick.*")
+    parser.add_argument("--profiles", default=",".join(PROFILES))
+    parser.add_argument("--faults", default=",".join(FAULTS))
+    parser.add_argument("--systems", default="consulha,zookeeper")
+    parser.add_argument("--runs", type=int, help="runs per fault (default: 10 for lan, regional "
+                        "and continental, 5 for the others)")
+    parser.add_argument("--soak-seconds", type=float)
+    args = parser.parse_args()
+    profiles, faults, names = (args.profiles.split(","), [f for f in args.faults.split(",") if f],
+                               args.systems.split(","))
+    if set(profiles) - set(PROFILES) or set(faults) - set(FAULTS) or set(names) - {"consulha", "zookeeper"}:
+        parser.error(f"profiles: {list(PROFILES)}; faults: {list(FAULTS)}; systems: consulha, zookeeper")
+    reason = netlab.preflight()
+    if reason:
+        parser.exit(2, f"bench/wan.py: {reason}\n")
+    soak_s = args.soak_seconds if args.soak_seconds is not None else (QUICK_SOAK_S if args.quick else SOAK_S)
+    stem = "wan-quick" if args.quick else "wan"
+    out = RESULTS / f"{stem}.json"
+    report = json.loads(out.read_text()) if out.exists() else {"profiles": {}}
+    report.update({"what": "fault -> every verify server answers site b (s); soak without a fault",
+                   "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                   "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    systems: list[System] = [ConsulhaSystem(SETTINGS[profiles[0]].agent)] if "consulha" in names else []
+    if "zookeeper" in names:
+        systems.append(zookeeper_system())
+    netlab.sweep_stale()
+    with tempfile.TemporaryDirectory(prefix="consulha-wan-") as tmp:
+        lab = WanLab(Path(tmp))
+        wan = bench = None
+        try:
+            lab.start()
+            wan = Wan(lab.net)
+            bench = Bench(lab, wan, systems)
+            for name in profiles:
+                runs = args.runs or (QUICK_RUNS if args.quick else RUNS[name])
+                report["profiles"][name] = bench.profile(PROFILES[name], soak_s, runs, faults)
+                report["profiles"][name]["at"] = report["at"]
+                out.write_text(json.dumps(report, indent=1) + "\n")   # a crash keeps what ran
+        finally:
+            if bench:
+                bench.stop()
+            if wan:
+                wan.close()
+            lab.close()
+    plot(report, RESULTS / f"{stem}.png")
+    if not args.quick:
+        render_docs(report)
+    print(f"written to {out}; full recorded run with the defaults: about "
+          f"{estimate_minutes(report, RUNS, SOAK_S):.0f} min (from this run's per-run times)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

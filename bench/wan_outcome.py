@@ -1,0 +1,182 @@
+"""What bench/wan.py concludes from what it observed: pure functions, no I/O.
+
+Inputs: `Poll`s (every ~50 ms, per system: the sites that believe they are active, and the site
+the record points at on each verify server) and the systems' `events()` ({t, site, event:
+active|standby|dns_write}, CLOCK_MONOTONIC). The same functions judge both systems, so their
+figures are comparable: failover time, late or missed failovers, leadership moves without a
+fault (false failovers), two sites leading at once, and DNS written by a site while another
+one leads (two sites writing DNS).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Mapping, Sequence
+
+from bench.failover import percentile, summarise
+from lab.invariants import TransitionRecord, leader_intervals, overlaps
+
+LATE_S = 30.0   # issue 17: a fault not followed within 30 s is a late (or missed) failover
+
+
+@dataclass(frozen=True)
+class Poll:
+    t: float
+    active: tuple[str, ...]
+    dns: tuple[str | None, ...]   # per verify server; None: unreadable or not a site's value
+
+
+@dataclass
+class FaultRun:
+    """One fault, one system."""
+
+    seconds: float | None          # fault -> every verify server answers the new site
+    moves: int                     # leadership moves between fault and end of the run
+    dns_moves: int                 # changes of the DNS answers in the same window
+    two_leaders_s: list[float] = field(default_factory=list)
+    stale_writes: int = 0          # DNS writes by a site while another one led
+    violations: list[str] = field(default_factory=list)   # invariants (consulha: lab.invariants)
+
+    @property
+    def late(self) -> bool:
+        return self.seconds is not None and self.seconds > LATE_S
+
+    @property
+    def missed(self) -> bool:
+        return self.seconds is None
+
+
+def converged_at(polls: Sequence[Poll], since: float, site: str) -> float | None:
+    """Seconds from `since` until every verify server answers `site` (None: never)."""
+    for poll in polls:
+        if poll.t >= since and poll.dns and all(answer == site for answer in poll.dns):
+            return poll.t - since
+    return None
+
+
+def dns_moves(polls: Sequence[Poll], since: float = -math.inf, until: float = math.inf) -> int:
+    """Changes of the answers between fully readable polls in [since, until]."""
+    moves, previous = 0, None
+    for poll in polls:
+        if None in poll.dns or not poll.dns:
+            continue
+        if previous is not None and poll.dns != previous and since <= poll.t <= until:
+            moves += 1
+        previous = poll.dns
+    return moves
+
+
+def leadership_moves(events: Sequence[Mapping], since: float = -math.inf,
+                     until: float = math.inf) -> int:
+    """Sites becoming active in [since, until] other than the one active before: a self-fenced
+    leader that resumes is no move (nobody else led meanwhile)."""
+    moves, last = 0, None
+    for event in sorted(events, key=lambda e: e["t"]):
+        if event["event"] != "active":
+            continue
+        if since <= event["t"] <= until and last is not None and event["site"] != last:
+            moves += 1
+        last = event["site"]
+    return moves
+
+
+def as_transitions(events: Sequence[Mapping]) -> list[TransitionRecord]:
+    """Active/standby events as the transition records lab.invariants reads."""
+    return [TransitionRecord(site=e["site"], monotonic=e["t"],
+                             role="leader" if e["event"] == "active" else "standby", old="")
+            for e in events if e["event"] in ("active", "standby")]
+
+
+def two_leaders(events: Sequence[Mapping], process_ends: Mapping[str, list[float]]) -> list[float]:
+    """Seconds of every overlap of two sites' active periods (a killed agent's ends at its kill)."""
+    return overlaps(leader_intervals(as_transitions(events), process_ends))
+
+
+def stale_writes(events: Sequence[Mapping], process_ends: Mapping[str, list[float]],
+                 since: float = -math.inf, until: float = math.inf) -> int:
+    """DNS writes in [since, until] by a site while another site became active after it and
+    still was: the moments two sites were writing DNS."""
+    intervals = leader_intervals(as_transitions(events), process_ends)
+    count = 0
+    for write in (e for e in events if e["event"] == "dns_write" and since <= e["t"] <= until):
+        own = [i.start for i in intervals if i.site == write["site"] and i.start <= write["t"]]
+        newer = [i for i in intervals if i.site != write["site"] and i.start <= write["t"] < i.end
+                 and (not own or i.start > max(own))]
+        count += bool(newer)
+    return count
+
+
+def judge_run(polls: Sequence[Poll], events: Sequence[Mapping], fault_at: float, end_at: float,
+              new_site: str, process_ends: Mapping[str, list[float]],
+              violations: Sequence[str] = ()) -> FaultRun:
+    window = [p for p in polls if fault_at <= p.t <= end_at]
+    return FaultRun(seconds=converged_at(window, fault_at, new_site),
+                    moves=leadership_moves(events, fault_at, end_at),
+                    dns_moves=dns_moves(polls, fault_at, end_at),
+                    two_leaders_s=two_leaders(events, process_ends),
+                    stale_writes=stale_writes(events, process_ends, fault_at, end_at),
+                    violations=list(violations))
+
+
+def summarise_runs(runs: Sequence[FaultRun]) -> dict:
+    """bench.failover's median / p95 / max of the failovers, with what went wrong counted."""
+    seconds = [r.seconds for r in runs if r.seconds is not None]
+    missed = [f"run {i + 1}: no failover within the run's bound" for i, r in enumerate(runs) if r.missed]
+    row = summarise(seconds, missed)
+    row.update({
+        "late": sum(r.late for r in runs), "missed": sum(r.missed for r in runs),
+        # One move per fault is the failover; every further one is a failover nobody asked for.
+        "extra_moves": sum(max(0, r.moves - 1) for r in runs),
+        "extra_dns_moves": sum(max(0, r.dns_moves - 1) for r in runs),
+        "two_leaders": sum(bool(r.two_leaders_s) for r in runs),
+        "two_writers": sum(r.stale_writes for r in runs),
+        "invariant_violations": sum(len(r.violations) for r in runs),
+        "violations": [v for r in runs for v in r.violations][:20],
+        "detail": [asdict(r) for r in runs],
+    })
+    return row
+
+
+def latency_summary(milliseconds: Sequence[float], failures: int) -> dict:
+    if not milliseconds:
+        return {"reads": 0, "failed": failures}
+    return {"reads": len(milliseconds), "failed": failures,
+            "p50_ms": round(percentile(list(milliseconds), 0.5), 2),
+            "p99_ms": round(percentile(list(milliseconds), 0.99), 2),
+            "max_ms": round(max(milliseconds), 2)}
+
+
+def soak_counts(polls: Sequence[Poll], events: Sequence[Mapping], since: float, until: float,
+                process_ends: Mapping[str, list[float]]) -> dict:
+    """What a system did without a fault: every leadership move is a false failover."""
+    return {"false_failovers": leadership_moves(events, since, until),
+            "promotions": sum(1 for e in events if e["event"] == "active" and since <= e["t"] <= until),
+            "dns_moves": dns_moves(polls, since, until),
+            "two_leaders": len(two_leaders([e for e in events if e["t"] <= until], process_ends)),
+            "two_writers": stale_writes(events, process_ends, since, until),
+            "polls": sum(1 for p in polls if since <= p.t <= until)}
+
+
+MAX_EMULATOR_LAG = 0.10   # issue 17: an emulator lagging more than 10 % of its delay invalidates
+
+
+def emulator_verdict(profile_rtt_ms: float, measurements: Sequence[Mapping | None]) -> dict:
+    """Worst lag of the emulator over `measurements` (Wan.measure() results), as a fraction of
+    the delay it was to add: the observed RTT beyond the configured one (per site pair, p50),
+    and the delayer's own lag (p50) per queued pass (half the RTT). Nothing to lag without a
+    delay (lan): always valid."""
+    worst: dict | None = None
+    for measured in filter(None, measurements):
+        for pair, link in measured["pairs"].items():
+            configured = link["configured_rtt_ms"]
+            if configured <= 0:
+                continue
+            candidates = [("rtt_p50", (link["rtt_p50_ms"] - configured) / configured)]
+            if measured.get("lag_p50_ms") is not None:
+                candidates.append(("delayer_lag_p50", measured["lag_p50_ms"] / (configured / 2)))
+            for what, fraction in candidates:
+                if worst is None or fraction > worst["fraction"]:
+                    worst = {"pair": pair, "what": what, "fraction": round(fraction, 3)}
+    return {"valid": worst is None or worst["fraction"] <= MAX_EMULATOR_LAG, "worst": worst,
+            "limit": MAX_EMULATOR_LAG}
