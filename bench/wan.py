@@ -41,6 +41,7 @@ from bench.wan_systems import SETTINGS, ConsulhaSystem, System, WanLab  # noqa: 
 from lab import netlab  # noqa: E402
 from lab.invariants import Window  # noqa: E402
 from lab.wan import PROFILES, Wan, WanProfile  # noqa: E402
+from lab.wan import preflight as wan_preflight  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FAULTS = ("check", "sigkill", "isolation", "handover")
@@ -53,8 +54,8 @@ OLD, NEW = "a", "b"
 
 
 def zookeeper_system() -> System:
-    from bench.peers import ZooKeeperSystem  # bench/peers/ (issue 17, section 3)
-    return ZooKeeperSystem()
+    from bench.peers.zksystem import ZkSystem  # bench/peers/ (issue 17, section 3)
+    return ZkSystem()
 
 
 class Bench:
@@ -91,9 +92,9 @@ class Bench:
         logs, latency = ConsulLogWindow(self.lab), ReadLatency(self.lab, max_duration=seconds + 60).start()
         poller = Poller(self.lab, self.systems, self.servers, 0.25, seconds + 60).start()
         since = time.monotonic()
-        emulator = self.wan.measure()
-        time.sleep(max(0.0, since + seconds - time.monotonic()))
+        time.sleep(seconds)
         until = time.monotonic()
+        emulator = self.wan.measure()   # under the soak's load; the delayers' lag since the last
         polls, read_latency = poller.stop(), latency.stop()
         result = {"seconds": round(until - since, 1), "emulator": emulator, "systems": {}}
         for system in self.systems:
@@ -165,33 +166,25 @@ class Bench:
         for system in self.systems:
             if isinstance(system, ConsulhaSystem):
                 system.settings = settings.agent
-        self.wan.apply(profile)
-        if profile.flap_period_s:
-            self.wan.start_flapping(period_s=profile.flap_period_s, cut_s=profile.flap_cut_s)
-        try:
-            result = {"profile": vars(profile), "settings": settings_doc(profile.name), "runs": runs,
-                      "soak": self.soak(soak_s) if soak_s > 0 else None, "faults": {}}
-            took["soak_s"] = time.monotonic() - took["started"]
-            for fault in faults:
-                begun, outcomes = time.monotonic(), {s.name: [] for s in self.systems}
-                for run in range(runs):
-                    for name, outcome in self.fault_run(fault).items():
-                        outcomes[name].append(outcome)
-                        print(f"{profile.name:11} {fault:9} run {run + 1:2}/{runs} {name:9}: "
-                              + (f"{outcome.seconds:.3f}s" if outcome.seconds is not None else "MISSED")
-                              + (f" moves {outcome.moves}" if outcome.moves != 1 else "")
-                              + (f" VIOLATIONS {outcome.violations}" if outcome.violations else ""),
-                              flush=True)
-                result["faults"][fault] = {
-                    name: summarise_runs(rows) if rows else {"skipped": CONSULHA_ONLY[fault]}
-                    for name, rows in outcomes.items()}
-                took[f"{fault}_run_s"] = (time.monotonic() - begun) / max(1, runs)
-            result["emulator_after_faults"] = self.wan.measure()
-        finally:
-            if profile.flap_period_s:
-                self.wan.stop_flapping()
-        result["emulator_verdict"] = emulator_verdict(
-            profile.rtt_ms, [result["soak"] and result["soak"]["emulator"], result["emulator_after_faults"]])
+        self.wan.apply(profile)   # a flapping profile's cuts start here (and stop at the next)
+        result = {"profile": vars(profile), "settings": settings_doc(profile.name),
+                  "soak": self.soak(soak_s) if soak_s > 0 else None, "faults": {}}
+        took["soak_s"] = time.monotonic() - took["started"]
+        for fault in faults:
+            begun, outcomes = time.monotonic(), {s.name: [] for s in self.systems}
+            for run in range(runs):
+                for name, outcome in self.fault_run(fault).items():
+                    outcomes[name].append(outcome)
+                    print(f"{profile.name:11} {fault:9} run {run + 1:2}/{runs} {name:9}: "
+                          + (f"{outcome.seconds:.3f}s" if outcome.seconds is not None else "MISSED")
+                          + (f" moves {outcome.moves}" if outcome.moves != 1 else "")
+                          + (f" VIOLATIONS {outcome.violations}" if outcome.violations else ""),
+                          flush=True)
+            result["faults"][fault] = {
+                name: summarise_runs(rows) if rows else {"skipped": CONSULHA_ONLY[fault]}
+                for name, rows in outcomes.items()}
+            took[f"{fault}_run_s"] = (time.monotonic() - begun) / max(1, runs)
+        result["emulator_after_faults"] = self.wan.measure() if faults else None
         took.pop("started")
         result["durations_s"] = {k: round(v, 1) for k, v in took.items()}
         return result
@@ -201,6 +194,20 @@ def settings_doc(profile: str) -> dict:
     settings = SETTINGS[profile]
     return {"consulha": vars(settings.agent) | {"node_checks": list(settings.agent.node_checks)},
             "consul": settings.consul.config(), "why": settings.why}
+
+
+def merged(old: dict | None, new: dict) -> dict:
+    """A profile's new results over its old ones: a run without a soak (--soak-seconds 0) keeps
+    the last soak, a run of some faults the others' last figures; the emulator verdict covers
+    every measurement kept."""
+    old = old or {}
+    result = {**old, **new, "faults": {**old.get("faults", {}), **new["faults"]},
+              "durations_s": {**old.get("durations_s", {}), **new["durations_s"]}}
+    for key in ("soak", "emulator_after_faults"):
+        result[key] = new[key] or old.get(key)
+    result["emulator_verdict"] = emulator_verdict(
+        [result["soak"] and result["soak"]["emulator"], result["emulator_after_faults"]])
+    return result
 
 
 def main() -> int:
@@ -218,7 +225,7 @@ def main() -> int:
                                args.systems.split(","))
     if set(profiles) - set(PROFILES) or set(faults) - set(FAULTS) or set(names) - {"consulha", "zookeeper"}:
         parser.error(f"profiles: {list(PROFILES)}; faults: {list(FAULTS)}; systems: consulha, zookeeper")
-    reason = netlab.preflight()
+    reason = netlab.preflight() or wan_preflight()
     if reason:
         parser.exit(2, f"bench/wan.py: {reason}\n")
     soak_s = args.soak_seconds if args.soak_seconds is not None else (QUICK_SOAK_S if args.quick else SOAK_S)
@@ -241,8 +248,8 @@ def main() -> int:
             bench = Bench(lab, wan, systems)
             for name in profiles:
                 runs = args.runs or (QUICK_RUNS if args.quick else RUNS[name])
-                report["profiles"][name] = bench.profile(PROFILES[name], soak_s, runs, faults)
-                report["profiles"][name]["at"] = report["at"]
+                new = bench.profile(PROFILES[name], soak_s, runs, faults) | {"at": report["at"]}
+                report["profiles"][name] = merged(report["profiles"].get(name), new)
                 out.write_text(json.dumps(report, indent=1) + "\n")   # a crash keeps what ran
         finally:
             if bench:
@@ -253,8 +260,10 @@ def main() -> int:
     plot(report, RESULTS / f"{stem}.png")
     if not args.quick:
         render_docs(report)
-    print(f"written to {out}; full recorded run with the defaults: about "
-          f"{estimate_minutes(report, RUNS, SOAK_S):.0f} min (from this run's per-run times)")
+    minutes = estimate_minutes(report, RUNS, SOAK_S)
+    print(f"written to {out}\nthe recorded run (every profile, default soaks and runs), from the "
+          f"times of {stem}.json: soaks {minutes['soaks']:.0f} min + faults {minutes['faults']:.0f} min "
+          f"(fault runs timed: {', '.join(minutes['timed']) or 'none'})")
     return 0
 
 

@@ -85,19 +85,35 @@ def _cell(row: Mapping | None) -> str:
             + (f" ({', '.join(flags)})" if flags else ""))
 
 
+def _emulator_cell(measured: Mapping | None, verdict: Mapping) -> str:
+    """What Wan.measure() saw on the a->b link, and the profile's verdict."""
+    if not measured:
+        return "-"
+    link = next((p for p in measured["pairs"] if (p["src"], p["dst"]) == ("a", "b")), None)
+    lags = [d["lag_p99_ms"] for d in measured["delayers"].values() if d.get("lag_p99_ms") is not None]
+    parts = []
+    if link:
+        configured, observed = link["configured"], link["observed"]
+        parts.append(f"{configured['rtt_ms']:g} -> {observed['rtt_p50_ms']} ms, "
+                     f"{configured['rtt_loss_pct']:g} -> {observed['rtt_loss_pct']} %")
+    if lags:
+        parts.append(f"lag {max(lags):g} ms")
+    valid = verdict.get("valid", measured.get("valid", True))
+    reasons = verdict.get("invalid_reasons") or measured.get("invalid_reasons") or []
+    return ", ".join(parts) + ("; valid" if valid else f"; INVALID: {reasons[0]}")
+
+
 def figures_lines(report: Mapping) -> list[str]:
     """Two markdown tables: the soaks, and the faults (median / p95 / max per system)."""
     systems = _systems(report)
-    lines = ["| profile | emulator (worst lag of its delay) | soak | " + " | ".join(
+    lines = ["| profile | emulator: a->b RTT and loss configured -> observed, delayer lag p99 | soak | " + " | ".join(
         f"{s} false failovers" for s in systems) + " | consulha session invalidations | heartbeat / "
         "check critical | serf suspicions | Raft elections | consistent read p50 / p99 |",
         "|---" * (8 + len(systems)) + "|"]
     for name, profile in report["profiles"].items():
-        verdict = profile.get("emulator_verdict", {})
-        worst = verdict.get("worst")
-        emulator = ("valid" if verdict.get("valid", True) else "INVALID") + (
-            f" ({worst['fraction'] * 100:.0f} %, {worst['pair']} {worst['what']})" if worst else "")
         soak = profile.get("soak") or {"systems": {}}
+        emulator = _emulator_cell(soak.get("emulator") or profile.get("emulator_after_faults"),
+                                  profile.get("emulator_verdict", {}))
         own = soak["systems"].get("consulha", {})
         consul, read = own.get("consul", {}), own.get("consistent_read", {}).get("all", {})
         lines.append(f"| {name} | {emulator} | {soak.get('seconds', 0):.0f} s | " + " | ".join(
@@ -118,7 +134,8 @@ def figures_lines(report: Mapping) -> list[str]:
                 ours, theirs = rows.get("consulha", {}), rows.get("zookeeper", {})
                 ratio = (f" | {theirs['median_s'] / ours['median_s']:.1f}x"
                          if ours.get("runs") and theirs.get("runs") else " | -")
-            lines.append(f"| {name} | {fault} | {profile['runs']} | "
+            runs = max((row.get("of", 0) for row in rows.values()), default=0)
+            lines.append(f"| {name} | {fault} | {runs} | "
                          + " | ".join(_cell(rows.get(s)) for s in systems) + ratio + " |")
     return lines
 
@@ -157,18 +174,18 @@ def render_docs(report: Mapping | None, path: Path = DOCS) -> None:
     path.write_text(text)
 
 
-def estimate_minutes(report: Mapping, runs: Mapping[str, int], soak_s: float) -> float:
-    """A full run of every profile with `runs` and `soak_s`, from the per-run times measured in
-    `report` (their mean over the profiles that ran; a soak costs its length plus the setup)."""
-    measured = [p["durations_s"] for p in report["profiles"].values() if "durations_s" in p]
-    if not measured:
-        return float("nan")
-    setup = sum(d["soak_s"] - (p.get("soak") or {}).get("seconds", 0)
-                for d, p in zip(measured, report["profiles"].values())) / len(measured)
+def estimate_minutes(report: Mapping, runs: Mapping[str, int], soak_s: float) -> dict:
+    """Minutes of a run of every profile with `runs` per fault and `soak_s` soaks, from the
+    times measured in `report` (means over its profiles): the soaks (each its length plus the
+    setup seen) and the fault runs, apart, since they can run as two invocations."""
+    durations = [(p["durations_s"], p.get("soak") or {}) for p in report["profiles"].values()]
+    setups = [d["soak_s"] - soak.get("seconds", 0) for d, soak in durations if "soak_s" in d]
     per_run: dict[str, list[float]] = {}
-    for durations in measured:
-        for key, seconds in durations.items():
+    for measured, _ in durations:
+        for key, seconds in measured.items():
             if key.endswith("_run_s"):
                 per_run.setdefault(key, []).append(seconds)
+    setup = sum(setups) / len(setups) if setups else 0.0
     run_s = sum(sum(v) / len(v) for v in per_run.values())
-    return sum(soak_s + setup + count * run_s for count in runs.values()) / 60
+    return {"soaks": len(runs) * (soak_s + setup) / 60, "faults": sum(runs.values()) * run_s / 60,
+            "timed": sorted(key.removesuffix("_run_s") for key in per_run)}
