@@ -48,6 +48,9 @@ FAULTS = ("check", "sigkill", "isolation", "handover")
 CONSULHA_ONLY = {"handover": "the ZooKeeper design has no planned handover"}
 RUNS = {"lan": 10, "regional": 10, "continental": 10, "metro": 5, "bad": 5, "flapping": 5}
 SOAK_S, QUICK_SOAK_S, QUICK_RUNS = 600.0, 60.0, 2
+# A system that did not come up for a run (a wait in its start() ran out): the run is not
+# counted, the error is kept, the series goes on.
+NOT_STARTED = (AssertionError, RuntimeError, TimeoutError)
 RUN_BOUND_S = 60.0   # a fault run waits this long for the failover (after 30 s it is late)
 SETTLE_S = 3.0       # after the failover: a flap back would show here
 OLD, NEW = "a", "b"
@@ -72,8 +75,8 @@ class Bench:
         for system in sorted(systems, key=lambda s: s.name != "consulha"):
             if system.name in self.running:
                 system.stop()
+            self.running.add(system.name)   # a start that fails half-way is stopped next time
             system.start(self.lab)
-            self.running.add(system.name)
 
     def stop(self) -> None:
         for system in self.systems:
@@ -91,11 +94,13 @@ class Bench:
             consulha.resample(0.25, seconds + 60)
         logs, latency = ConsulLogWindow(self.lab), ReadLatency(self.lab, max_duration=seconds + 60).start()
         poller = Poller(self.lab, self.systems, self.servers, 0.25, seconds + 60).start()
-        since = time.monotonic()
-        time.sleep(seconds)
-        until = time.monotonic()
-        emulator = self.wan.measure()   # under the soak's load; the delayers' lag since the last
-        polls, read_latency = poller.stop(), latency.stop()
+        try:
+            since = time.monotonic()
+            time.sleep(seconds)
+            until = time.monotonic()
+            emulator = self.wan.measure()   # under the soak's load; the delayers' lag since the last
+        finally:
+            polls, read_latency = poller.stop(), latency.stop()
         result = {"seconds": round(until - since, 1), "emulator": emulator, "systems": {}}
         for system in self.systems:
             events = [e for e in system.events() if e["t"] <= until]
@@ -115,16 +120,18 @@ class Bench:
         poller = Poller(self.lab, systems, self.servers, 0.05, RUN_BOUND_S + SETTLE_S + 30).start()
         started = time.monotonic()
         ends: dict[str, list[float]] = {}
-        fault_at = time.monotonic()
-        self._inject(fault, systems, ends)
-        deadline = fault_at + RUN_BOUND_S
-        while time.monotonic() < deadline and not all(
-                (p := poller.latest(s.name)) and p.t > fault_at and set(p.dns) == {NEW} for s in systems):
-            time.sleep(0.05)
-        time.sleep(SETTLE_S)
-        end_at = time.monotonic()
-        polls = poller.stop()
-        self._heal(fault, systems)
+        try:
+            fault_at = time.monotonic()
+            self._inject(fault, systems, ends)
+            deadline = fault_at + RUN_BOUND_S
+            while time.monotonic() < deadline and not all(
+                    (p := poller.latest(s.name)) and p.t > fault_at and set(p.dns) == {NEW} for s in systems):
+                time.sleep(0.05)
+            time.sleep(SETTLE_S)
+            end_at = time.monotonic()
+        finally:
+            polls = poller.stop()
+            self._heal(fault, systems)
         outcome = {}
         for system in systems:
             events = [e for e in system.events() if e["t"] >= started - 30]
@@ -167,13 +174,26 @@ class Bench:
             if isinstance(system, ConsulhaSystem):
                 system.settings = settings.agent
         self.wan.apply(profile)   # a flapping profile's cuts start here (and stop at the next)
-        result = {"profile": vars(profile), "settings": settings_doc(profile.name),
-                  "soak": self.soak(soak_s) if soak_s > 0 else None, "faults": {}}
+        result = {"profile": vars(profile), "settings": settings_doc(profile.name), "soak": None,
+                  "faults": {}}
+        try:
+            result["soak"] = self.soak(soak_s) if soak_s > 0 else None
+        except NOT_STARTED as error:
+            result["soak_failure"] = str(error)[:3000]
+            print(f"{profile.name:11} soak: NOT STARTED {str(error)[:300]}", flush=True)
         took["soak_s"] = time.monotonic() - took["started"]
         for fault in faults:
             begun, outcomes = time.monotonic(), {s.name: [] for s in self.systems}
             for run in range(runs):
-                for name, outcome in self.fault_run(fault).items():
+                try:
+                    judged = self.fault_run(fault)
+                except NOT_STARTED as error:
+                    result.setdefault("start_failures", {}).setdefault(fault, []).append(
+                        f"run {run + 1}: {error}"[:3000])
+                    print(f"{profile.name:11} {fault:9} run {run + 1:2}/{runs}: NOT STARTED "
+                          f"{str(error)[:300]}", flush=True)
+                    continue
+                for name, outcome in judged.items():
                     outcomes[name].append(outcome)
                     print(f"{profile.name:11} {fault:9} run {run + 1:2}/{runs} {name:9}: "
                           + (f"{outcome.seconds:.3f}s" if outcome.seconds is not None else "MISSED")
@@ -181,8 +201,8 @@ class Bench:
                           + (f" VIOLATIONS {outcome.violations}" if outcome.violations else ""),
                           flush=True)
             result["faults"][fault] = {
-                name: summarise_runs(rows) if rows else {"skipped": CONSULHA_ONLY[fault]}
-                for name, rows in outcomes.items()}
+                name: {"skipped": CONSULHA_ONLY[fault]} if name != "consulha" and fault in CONSULHA_ONLY
+                else summarise_runs(rows) for name, rows in outcomes.items()}
             took[f"{fault}_run_s"] = (time.monotonic() - begun) / max(1, runs)
         result["emulator_after_faults"] = self.wan.measure() if faults else None
         took.pop("started")

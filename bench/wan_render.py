@@ -135,7 +135,9 @@ def figures_lines(report: Mapping) -> list[str]:
                 ratio = (f" | {theirs['median_s'] / ours['median_s']:.1f}x"
                          if ours.get("runs") and theirs.get("runs") else " | -")
             runs = max((row.get("of", 0) for row in rows.values()), default=0)
-            lines.append(f"| {name} | {fault} | {runs} | "
+            not_started = len(profile.get("start_failures", {}).get(fault, []))
+            lines.append(f"| {name} | {fault} | {runs}" + (f" (+{not_started} not started)" if not_started else "")
+                         + " | "
                          + " | ".join(_cell(rows.get(s)) for s in systems) + ratio + " |")
     return lines
 
