@@ -68,6 +68,7 @@ class Bench:
         self.systems = systems
         self.servers = [lab.net.addr("dns")]   # the verify servers: BIND's primary
         self.running: set[str] = set()
+        self.start_seconds: dict[str, list[float]] = {}   # per system: how long its start() took
 
     def start(self, systems: list[System]) -> None:
         """Each of `systems` afresh: site a active, DNS on a. consulha first: its reset heals the
@@ -76,7 +77,9 @@ class Bench:
             if system.name in self.running:
                 system.stop()
             self.running.add(system.name)   # a start that fails half-way is stopped next time
+            begun = time.monotonic()
             system.start(self.lab)
+            self.start_seconds.setdefault(system.name, []).append(time.monotonic() - begun)
 
     def stop(self) -> None:
         for system in self.systems:
@@ -169,6 +172,7 @@ class Bench:
     def profile(self, profile: WanProfile, soak_s: float, runs: int, faults: list[str]) -> dict:
         settings = SETTINGS[profile.name]
         took = {"started": time.monotonic()}
+        self.start_seconds.clear()
         self.lab.retune_consul(settings.consul)
         for system in self.systems:
             if isinstance(system, ConsulhaSystem):
@@ -206,6 +210,7 @@ class Bench:
             took[f"{fault}_run_s"] = (time.monotonic() - begun) / max(1, runs)
         result["emulator_after_faults"] = self.wan.measure() if faults else None
         took.pop("started")
+        took |= {f"{name}_start_s": sum(values) / len(values) for name, values in self.start_seconds.items()}
         result["durations_s"] = {k: round(v, 1) for k, v in took.items()}
         return result
 

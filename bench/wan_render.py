@@ -103,6 +103,14 @@ def _emulator_cell(measured: Mapping | None, verdict: Mapping) -> str:
     return ", ".join(parts) + ("; valid" if valid else f"; INVALID: {reasons[0]}")
 
 
+def _false_failovers(row: Mapping | None) -> str:
+    """Moves, and the promotions that were none (a leader that fenced itself and resumed)."""
+    if not row:
+        return "-"
+    again = row["promotions"] - row["false_failovers"]
+    return f"{row['false_failovers']}" + (f" ({again} self-fenced and resumed)" if again > 0 else "")
+
+
 def figures_lines(report: Mapping) -> list[str]:
     """Two markdown tables: the soaks, and the faults (median / p95 / max per system)."""
     systems = _systems(report)
@@ -117,7 +125,7 @@ def figures_lines(report: Mapping) -> list[str]:
         own = soak["systems"].get("consulha", {})
         consul, read = own.get("consul", {}), own.get("consistent_read", {}).get("all", {})
         lines.append(f"| {name} | {emulator} | {soak.get('seconds', 0):.0f} s | " + " | ".join(
-            str(soak["systems"].get(s, {}).get("false_failovers", "-")) for s in systems)
+            _false_failovers(soak["systems"].get(s)) for s in systems)
             + f" | {own.get('session_invalidations', '-')} | {consul.get('heartbeat_critical', '-')} / "
               f"{consul.get('service_critical', '-')} | {consul.get('serf_suspicions', '-')} | "
               f"{consul.get('raft_elections', '-')} | "
@@ -127,8 +135,8 @@ def figures_lines(report: Mapping) -> list[str]:
               + (" | zookeeper / consulha (median) |" if "zookeeper" in systems else " |"),
               "|---" * (3 + len(systems) + ("zookeeper" in systems)) + "|"]
     for name, profile in report["profiles"].items():
-        for fault in faults:
-            rows = profile["faults"].get(fault, {})
+        for fault in (f for f in faults if f in profile["faults"]):
+            rows = profile["faults"][fault]
             ratio = ""
             if "zookeeper" in systems:
                 ours, theirs = rows.get("consulha", {}), rows.get("zookeeper", {})
@@ -177,17 +185,21 @@ def render_docs(report: Mapping | None, path: Path = DOCS) -> None:
 
 
 def estimate_minutes(report: Mapping, runs: Mapping[str, int], soak_s: float) -> dict:
-    """Minutes of a run of every profile with `runs` per fault and `soak_s` soaks, from the
-    times measured in `report` (means over its profiles): the soaks (each its length plus the
-    setup seen) and the fault runs, apart, since they can run as two invocations."""
-    durations = [(p["durations_s"], p.get("soak") or {}) for p in report["profiles"].values()]
-    setups = [d["soak_s"] - soak.get("seconds", 0) for d, soak in durations if "soak_s" in d]
-    per_run: dict[str, list[float]] = {}
-    for measured, _ in durations:
-        for key, seconds in measured.items():
-            if key.endswith("_run_s"):
-                per_run.setdefault(key, []).append(seconds)
-    setup = sum(setups) / len(setups) if setups else 0.0
-    run_s = sum(sum(v) / len(v) for v in per_run.values())
-    return {"soaks": len(runs) * (soak_s + setup) / 60, "faults": sum(runs.values()) * run_s / 60,
-            "timed": sorted(key.removesuffix("_run_s") for key in per_run)}
+    """Minutes of a run of every profile in `runs` (runs per fault) with `soak_s` soaks, from the
+    times measured in `report`: a profile's own, or the mean of the measured profiles' for one
+    not measured. The soaks (each its length plus the setup seen) and the fault runs apart,
+    since they can run as two invocations."""
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else 0.0
+
+    measured = {name: (p["durations_s"], p.get("soak") or {}) for name, p in report["profiles"].items()
+                if "durations_s" in p}
+    setups = {name: d["soak_s"] - soak.get("seconds", 0) for name, (d, soak) in measured.items() if "soak_s" in d}
+    per_run = {name: {k.removesuffix("_run_s"): v for k, v in d.items() if k.endswith("_run_s")}
+               for name, (d, _) in measured.items()}
+    faults = sorted({fault for times in per_run.values() for fault in times})
+    typical = {fault: mean([t[fault] for t in per_run.values() if fault in t]) for fault in faults}
+    soaks = sum(soak_s + setups.get(name, mean(list(setups.values()))) for name in runs) / 60
+    fault_minutes = sum(count * sum(per_run.get(name, {}).get(f, typical[f]) for f in faults)
+                        for name, count in runs.items()) / 60
+    return {"soaks": soaks, "faults": fault_minutes, "timed": faults}
