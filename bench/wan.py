@@ -35,8 +35,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.wan_observe import ConsulLogWindow, Poller, ReadLatency  # noqa: E402
-from bench.wan_outcome import FaultRun, emulator_verdict, judge_run, soak_counts, summarise_runs  # noqa: E402
-from bench.wan_render import estimate_minutes, plot, render_docs  # noqa: E402
+from bench.wan_outcome import (FaultRun, emulator_verdict, estimate_minutes, judge_run,  # noqa: E402
+                               soak_counts, summarise_runs)
+from bench.wan_render import plot, render_docs  # noqa: E402
 from bench.wan_systems import SETTINGS, ConsulhaSystem, System, WanLab  # noqa: E402
 from lab import netlab  # noqa: E402
 from lab.invariants import Window  # noqa: E402

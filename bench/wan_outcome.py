@@ -166,3 +166,24 @@ def emulator_verdict(measurements: Sequence[Mapping | None]) -> dict:
     reasons = list(dict.fromkeys(r for m in taken for r in m["invalid_reasons"]))
     return {"valid": all(m["valid"] for m in taken), "measurements": len(taken),
             "invalid_reasons": reasons}
+
+
+def estimate_minutes(report: Mapping, runs: Mapping[str, int], soak_s: float) -> dict:
+    """Minutes of a run of every profile in `runs` (runs per fault) with `soak_s` soaks, from the
+    times measured in `report`: a profile's own, or the mean of the measured profiles' for one
+    not measured. The soaks (each its length plus the setup seen) and the fault runs apart,
+    since they can run as two invocations."""
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else 0.0
+
+    measured = {name: (p["durations_s"], p.get("soak") or {}) for name, p in report["profiles"].items()
+                if "durations_s" in p}
+    setups = {name: d["soak_s"] - soak.get("seconds", 0) for name, (d, soak) in measured.items() if "soak_s" in d}
+    per_run = {name: {k.removesuffix("_run_s"): v for k, v in d.items() if k.endswith("_run_s")}
+               for name, (d, _) in measured.items()}
+    faults = sorted({fault for times in per_run.values() for fault in times})
+    typical = {fault: mean([t[fault] for t in per_run.values() if fault in t]) for fault in faults}
+    soaks = sum(soak_s + setups.get(name, mean(list(setups.values()))) for name in runs) / 60
+    fault_minutes = sum(count * sum(per_run.get(name, {}).get(f, typical[f]) for f in faults)
+                        for name, count in runs.items()) / 60
+    return {"soaks": soaks, "faults": fault_minutes, "timed": faults}

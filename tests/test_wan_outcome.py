@@ -1,6 +1,6 @@
 """bench/wan.py's judging of both systems (pure functions over polls and events)."""
 
-from bench.wan_outcome import (Poll, converged_at, dns_moves, emulator_verdict, judge_run,
+from bench.wan_outcome import (Poll, converged_at, dns_moves, emulator_verdict, estimate_minutes, judge_run,
                                leadership_moves, soak_counts, stale_writes, summarise_runs,
                                two_leaders)
 
@@ -70,3 +70,14 @@ def test_a_profile_is_invalid_when_any_emulator_measurement_was():
     verdict = emulator_verdict([good, lagging, lagging])
     assert not verdict["valid"] and verdict["invalid_reasons"] == lagging["invalid_reasons"]
     assert verdict["measurements"] == 3
+
+
+def test_the_estimate_uses_each_profiles_own_times_and_the_mean_for_the_others():
+    report = {"profiles": {
+        "lan": {"durations_s": {"soak_s": 70, "check_run_s": 10, "sigkill_run_s": 20}, "soak": {"seconds": 60}},
+        "bad": {"durations_s": {"soak_s": 90, "check_run_s": 30}, "soak": {"seconds": 60}}}}
+    minutes = estimate_minutes(report, {"lan": 2, "bad": 1, "metro": 3}, 600)
+    assert minutes["timed"] == ["check", "sigkill"]
+    assert minutes["soaks"] * 60 == (610 + 630 + 620)           # setups 10, 30, mean 20
+    # lan 2 x (10 + 20); bad 1 x (30 + mean sigkill 20); metro 3 x (mean check 20 + 20)
+    assert minutes["faults"] * 60 == 2 * 30 + 1 * 50 + 3 * 40
