@@ -186,7 +186,8 @@ class Bench:
         except NOT_STARTED as error:
             result["soak_failure"] = str(error)[:3000]
             print(f"{profile.name:11} soak: NOT STARTED {str(error)[:300]}", flush=True)
-        took["soak_s"] = time.monotonic() - took["started"]
+        if result["soak"]:
+            took["soak_s"] = time.monotonic() - took["started"]
         for fault in faults:
             begun, outcomes = time.monotonic(), {s.name: [] for s in self.systems}
             for run in range(runs):
