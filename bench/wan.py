@@ -277,6 +277,7 @@ def main() -> int:
                 runs = args.runs or (QUICK_RUNS if args.quick else RUNS[name])
                 new = bench.profile(PROFILES[name], soak_s, runs, faults) | {"at": report["at"]}
                 report["profiles"][name] = merged(report["profiles"].get(name), new)
+                report["profiles"] = {n: report["profiles"][n] for n in PROFILES if n in report["profiles"]}
                 out.write_text(json.dumps(report, indent=1) + "\n")   # a crash keeps what ran
         finally:
             if bench:

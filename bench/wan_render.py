@@ -59,7 +59,7 @@ def plot(report: Mapping, out: Path) -> Path:
                                                       if seconds else ""))
     false.set_ylim(0, max([1.0, *false.get_ylim()]))
     false.legend(fontsize=8)
-    labels = [name + ("\n(emulator lagged: invalid)"
+    labels = [name + ("\n(emulator off: invalid)"
                       if not report["profiles"][name].get("emulator_verdict", {}).get("valid", True) else "")
               for name in profiles]
     false.set_xticks(range(len(profiles)), labels)
