@@ -39,7 +39,7 @@ from bench.wan_outcome import (FaultRun, emulator_verdict, estimate_minutes, jud
                                soak_counts, summarise_runs)
 from bench.wan_render import plot, render_docs  # noqa: E402
 from bench.wan_systems import SETTINGS, ConsulhaSystem, System, WanLab  # noqa: E402
-from lab import netlab  # noqa: E402
+from lab.netns import SITES, preflight, sweep_stale  # noqa: E402
 from lab.invariants import Window  # noqa: E402
 from lab.wan import PROFILES, Wan, WanProfile  # noqa: E402
 from lab.wan import preflight as wan_preflight  # noqa: E402
@@ -72,12 +72,11 @@ class Bench:
         self.start_seconds: dict[str, list[float]] = {}   # per system: how long its start() took
 
     def start(self, systems: list[System]) -> None:
-        """Each of `systems` afresh: site a active, DNS on a. consulha first: its reset heals the
-        network and the toys for everyone."""
+        """Each of `systems` on a fresh run: site a active, DNS on a (a running system restarts
+        its agents, ZooKeeper keeps its ensemble). consulha first: its reset heals the network
+        for everyone."""
         for system in sorted(systems, key=lambda s: s.name != "consulha"):
-            if system.name in self.running:
-                system.stop()
-            self.running.add(system.name)   # a start that fails half-way is stopped next time
+            self.running.add(system.name)   # a start that fails half-way is stopped at the end
             begun = time.monotonic()
             system.start(self.lab)
             self.start_seconds.setdefault(system.name, []).append(time.monotonic() - begun)
@@ -155,7 +154,7 @@ class Bench:
                 system.kill_agent(OLD)
             ends[OLD] = [time.monotonic()]
         elif fault == "isolation":
-            self.lab.net.isolate(netlab.SITES[OLD])
+            self.lab.net.isolate(SITES[OLD])
         elif fault == "handover":
             from bench.sites import handover_to_b
             handover_to_b(self.lab)
@@ -252,7 +251,7 @@ def main() -> int:
                                args.systems.split(","))
     if set(profiles) - set(PROFILES) or set(faults) - set(FAULTS) or set(names) - {"consulha", "zookeeper"}:
         parser.error(f"profiles: {list(PROFILES)}; faults: {list(FAULTS)}; systems: consulha, zookeeper")
-    reason = netlab.preflight() or wan_preflight()
+    reason = preflight() or wan_preflight()
     if reason:
         parser.exit(2, f"bench/wan.py: {reason}\n")
     soak_s = args.soak_seconds if args.soak_seconds is not None else (QUICK_SOAK_S if args.quick else SOAK_S)
@@ -265,7 +264,7 @@ def main() -> int:
     systems: list[System] = [ConsulhaSystem(SETTINGS[profiles[0]].agent)] if "consulha" in names else []
     if "zookeeper" in names:
         systems.append(zookeeper_system())
-    netlab.sweep_stale()
+    sweep_stale()
     with tempfile.TemporaryDirectory(prefix="consulha-wan-") as tmp:
         lab = WanLab(Path(tmp))
         wan = bench = None

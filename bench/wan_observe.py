@@ -18,7 +18,8 @@ from typing import Sequence
 
 from bench.wan_outcome import Poll, latency_summary
 from bench.wan_systems import System, WanLab
-from lab import netlab
+from lab.netns import CLIENTS, LEADER_KEY, enter_netns
+from lab.observer import http_json
 
 
 class Poller:
@@ -38,7 +39,7 @@ class Poller:
         return self
 
     def _run(self) -> None:
-        netlab.enter_netns(self.lab.net.ns("obs"))
+        enter_netns(self.lab.net.ns("obs"))
         started = time.monotonic()
         while not self._stop.is_set() and time.monotonic() - started < self.max_duration:
             t = time.monotonic()
@@ -61,7 +62,7 @@ class Poller:
 class ReadLatency:
     """One thread per app host, a consistent read of the leader key every `period`."""
 
-    def __init__(self, lab: WanLab, hosts: Sequence[str] = netlab.CLIENTS, period: float = 0.5,
+    def __init__(self, lab: WanLab, hosts: Sequence[str] = CLIENTS, period: float = 0.5,
                  max_duration: float = 900.0):
         self.lab = lab
         self.period = period
@@ -78,11 +79,11 @@ class ReadLatency:
         return self
 
     def _run(self, host: str) -> None:
-        netlab.enter_netns(self.lab.net.ns(host))
+        enter_netns(self.lab.net.ns(host))
         started = time.monotonic()
         while not self._stop.is_set() and time.monotonic() - started < self.max_duration:
             t = time.monotonic()
-            status, _ = netlab.http_json("127.0.0.1", f"/v1/kv/{netlab.LEADER_KEY}?consistent", 5.0)
+            status, _ = http_json("127.0.0.1", f"/v1/kv/{LEADER_KEY}?consistent", 5.0)
             if status in (200, 404):
                 self.milliseconds[host].append((time.monotonic() - t) * 1000)
             else:

@@ -19,8 +19,11 @@ from typing import Protocol
 
 import yaml
 
-from lab import netlab
+from lab.chaoslab import ChaosLab
 from lab.invariants import Sample, Window, check
+from lab.netns import RECORD, NetLab
+from lab.nsconsul import ConsulNode
+from lab.observer import Sampler, read_dns
 from lab.site import write_config
 
 
@@ -28,8 +31,9 @@ class System(Protocol):
     name: str       # "consulha" or "zookeeper"
     record: str     # the DNS name it manages
 
-    def start(self, lab: "WanLab") -> None: ...   # processes up; site a active; DNS answers a
-    def stop(self) -> None: ...
+    def start(self, lab: "WanLab") -> None: ...   # a fresh run, also when running: agents
+    #                                                 (re)started, site a active, DNS answers a
+    def stop(self) -> None: ...                   # every process of the system down
     def active_sites(self) -> list[str]: ...     # sites that believe they are active now
     def dns_site(self, server: str) -> str | None: ...  # where the record points on `server`
     def fail_service(self, site: str) -> None: ...
@@ -95,10 +99,10 @@ SETTINGS: dict[str, ProfileSettings] = {
 }
 
 
-class TunedConsulNode(netlab.ConsulNode):
+class TunedConsulNode(ConsulNode):
     """A lab Consul agent with a profile's Consul settings merged into its config."""
 
-    def __init__(self, lab: netlab.NetLab, host: str, server: bool, settings: ConsulSettings):
+    def __init__(self, lab: NetLab, host: str, server: bool, settings: ConsulSettings):
         super().__init__(lab, host, server)
         self.settings = settings
 
@@ -106,14 +110,14 @@ class TunedConsulNode(netlab.ConsulNode):
         return {**super()._config(), **self.settings.config()}
 
 
-class WanLab(netlab.ChaosLab):
+class WanLab(ChaosLab):
     """The chaos lab, with the service check's interval and debounce and Consul's timing set per
     profile (the session keys go through `reset(**session)` as in the chaos suite)."""
 
     def __init__(self, workdir: str | Path):
         super().__init__(workdir)
         self.check_settings: dict = {}
-        self.consul_settings = ConsulSettings()   # what netlab.ConsulNode runs with
+        self.consul_settings = ConsulSettings()   # what lab.nsconsul.ConsulNode runs with
 
     def config(self, site: str) -> Path:
         path = super().config(site)
@@ -154,7 +158,7 @@ class ConsulhaSystem:
     """consulha's two agents in the lab (`ChaosLab.reset`): a leads, b stands by."""
 
     name = "consulha"
-    record = netlab.RECORD
+    record = RECORD
 
     def __init__(self, settings: AgentSettings):
         self.settings = settings
@@ -171,7 +175,7 @@ class ConsulhaSystem:
     def resample(self, period: float, max_duration: float) -> None:
         """A new sampler of the leader key and the fence (the lab's stops after 240 s): for a soak."""
         self.lab.sampler.stop()
-        self.lab.sampler = netlab.Sampler(self.lab.net, self.lab.workdir / f"samples-wan-{self.runs}-soak.jsonl",
+        self.lab.sampler = Sampler(self.lab.net, self.lab.workdir / f"samples-wan-{self.runs}-soak.jsonl",
                                           period=period, max_duration=max_duration).start()
 
     def violations(self, windows: list[Window], process_ends: dict[str, list[float]]) -> list[str]:
@@ -191,7 +195,7 @@ class ConsulhaSystem:
         return sorted(site for site, now in role.items() if now == "leader")
 
     def dns_site(self, server: str) -> str | None:
-        ok, values, _ = netlab.read_dns(server)
+        ok, values, _ = read_dns(server)
         sites = [site for site, value in self.lab.values.items() if values == (value,)]
         return sites[0] if ok and sites else None
 

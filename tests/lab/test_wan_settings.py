@@ -4,7 +4,7 @@ import pytest
 
 from bench.wan_systems import SETTINGS, ConsulSettings, TunedConsulNode
 from consulha.config import load_config
-from lab.netlab import NetLab
+from lab.netns import NetLab
 from lab.site import http_service, site_config, write_config
 
 
