@@ -4,8 +4,10 @@
 One three-site lab (network namespaces; lab/wan.py delays and drops packets between sites);
 both systems run in it at the same time, each with its own record in the same BIND zone, both
 watching the toy services of ha and hb. Per WAN profile:
-  emulator  Wan.measure() under the run's load: configured vs observed RTT and loss, the
-            delayer's lag; a profile whose delayer lagged more than 10 % of its delay is invalid
+  emulator  Wan.measure() under the run's load (after the soak, after the faults): configured vs
+            observed delay, RTT and loss, the delayers' lag; a profile is invalid when a
+            measurement was (lab/wan.py's verdict: lag p99 over 10 % of the delay, delay or
+            loss not as configured)
   soak      --soak-seconds without a fault: leadership moves (false failovers), two leaders,
             two sites writing DNS; for consulha also session invalidations, heartbeat and check
             flaps, serf suspicions, Raft elections (Consul's logs) and the latency of consistent
@@ -39,8 +41,8 @@ from bench.wan_outcome import (FaultRun, emulator_verdict, estimate_minutes, jud
                                soak_counts, summarise_runs)
 from bench.wan_render import plot, render_docs  # noqa: E402
 from bench.wan_systems import SETTINGS, ConsulhaSystem, System, WanLab  # noqa: E402
-from lab.netns import SITES, preflight, sweep_stale  # noqa: E402
 from lab.invariants import Window  # noqa: E402
+from lab.netns import SITES, preflight, sweep_stale  # noqa: E402
 from lab.wan import PROFILES, Wan, WanProfile  # noqa: E402
 from lab.wan import preflight as wan_preflight  # noqa: E402
 
@@ -104,7 +106,7 @@ class Bench:
             emulator = self.wan.measure()   # under the soak's load; the delayers' lag since the last
         finally:
             polls, read_latency = poller.stop(), latency.stop()
-        result = {"seconds": round(until - since, 1), "emulator": emulator, "systems": {}}
+        result = {"seconds": round(until - since, 1), "at": utc_now(), "emulator": emulator, "systems": {}}
         for system in self.systems:
             events = [e for e in system.events() if e["t"] <= until]
             row = soak_counts(polls[system.name], events, since, until, {})
@@ -188,6 +190,8 @@ class Bench:
         if result["soak"]:
             took["soak_s"] = time.monotonic() - took["started"]
         for fault in faults:
+            if not any(s.name == "consulha" or fault not in CONSULHA_ONLY for s in self.systems):
+                continue   # nobody to take it (handover without consulha)
             begun, outcomes = time.monotonic(), {s.name: [] for s in self.systems}
             for run in range(runs):
                 try:
@@ -207,13 +211,17 @@ class Bench:
                           flush=True)
             result["faults"][fault] = {
                 name: {"skipped": CONSULHA_ONLY[fault]} if name != "consulha" and fault in CONSULHA_ONLY
-                else summarise_runs(rows) for name, rows in outcomes.items()}
+                else summarise_runs(rows) | {"at": utc_now()} for name, rows in outcomes.items()}
             took[f"{fault}_run_s"] = (time.monotonic() - begun) / max(1, runs)
         result["emulator_after_faults"] = self.wan.measure() if faults else None
         took.pop("started")
         took |= {f"{name}_start_s": sum(values) / len(values) for name, values in self.start_seconds.items()}
         result["durations_s"] = {k: round(v, 1) for k, v in took.items()}
         return result
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def settings_doc(profile: str) -> dict:
@@ -260,7 +268,7 @@ def main() -> int:
     report = json.loads(out.read_text()) if out.exists() else {"profiles": {}}
     report.update({"what": "fault -> every verify server answers site b (s); soak without a fault",
                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                   "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                   "at": utc_now()})
     systems: list[System] = [ConsulhaSystem(SETTINGS[profiles[0]].agent)] if "consulha" in names else []
     if "zookeeper" in names:
         systems.append(zookeeper_system())
