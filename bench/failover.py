@@ -28,7 +28,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.timeline import plot_timeline  # noqa: E402
 from consulha.agent.operations import Operations  # noqa: E402
 from consulha.config import load_config  # noqa: E402
 from consulha.dns import make_provider  # noqa: E402
@@ -100,6 +99,7 @@ def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, scenario: str,
         if unexpected:
             raise RuntimeError(f"DNS named something else during the failover: {unexpected}")
         if plot_to:
+            from bench.timeline import plot_timeline  # matplotlib: only when plotting
             time.sleep(0.5)
             samples.append((time.monotonic(), pair.dns_answer()))
             plot_timeline(f"consulha: {scenario} on site a (one run)", started, pair.transitions(),

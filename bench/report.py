@@ -14,6 +14,7 @@ from bench.failover import table_row  # noqa: E402
 from bench.flapping import table as flapping_table  # noqa: E402
 from bench.idle import table_lines as idle_table  # noqa: E402
 from bench.scale import table as scale_table  # noqa: E402
+from bench.wan_render import figures_lines as wan_tables  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -91,6 +92,12 @@ def main() -> None:
             report = json.loads(path.read_text())
             lines += ["", f"{report['what'][0].upper()}{report['what'][1:]}, settings {report['settings']}, "
                           f"last run {report['at']}:", ""] + render(report)
+    wan = RESULTS / "wan.json"
+    if wan.exists():
+        report = json.loads(wan.read_text())
+        lines += ["", f"Across emulated WAN links, consulha beside the ZooKeeper design ({report['what']}), "
+                      f"last run {report['at']}, settings in [docs/wan.md](../../docs/wan.md):", ""]
+        lines += wan_tables(report) + ["", "Failover time and false failovers per profile: [wan.png](wan.png)"]
     text = "\n".join(lines) + "\n"
     (RESULTS / "README.md").write_text(text)
     print(text)

@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timezone
 
 from deploylab import proof
-from deploylab.hosts import RUN_DIR, Lab, prepare_base, sweep
+from deploylab.hosts import DEPLOY, RUN_DIR, Lab, begin_run, log_failure, prepare_base
 from deploylab.observe import StepFailed
 from deploylab.playbook import (
     LOCK_DELAY,
@@ -40,17 +40,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the hosts running at the end")
     args = parser.parse_args()
     started = time.monotonic()
-    log("sweeping leftovers of an earlier run")
-    sweep(log)
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
-    RUN_DIR.chmod(0o700)  # the run's secrets and SSH key live here
-    for old_log in RUN_DIR.glob("*.log"):
-        old_log.unlink()
-    key = RUN_DIR / "id_ed25519"
-    for old_key in (key, key.with_suffix(".pub")):
-        old_key.unlink(missing_ok=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploylab", "-f", str(key)],
-                   check=True)
+    key = begin_run(DEPLOY, log)
     lab = Lab(lab_hosts(), key, log)
     figures: dict = {}
     try:
@@ -90,11 +80,7 @@ def main() -> int:
         proof.no_secret_in_logs(RUN_DIR, secrets_used + [management_token])
         log("no secret in any playbook output")
     except (StepFailed, subprocess.CalledProcessError, RuntimeError) as error:
-        log(f"FAILED: {error}")
-        detail = getattr(error, "stderr", "") or ""
-        if detail:
-            log(detail[-2000:])
-        log(f"logs of this run: {RUN_DIR}/*.log, {RUN_DIR}/logs/*-console.log")
+        log_failure(error, DEPLOY, log)
         return 1
     finally:
         if not args.keep:

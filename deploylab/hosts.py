@@ -2,9 +2,10 @@
 its own network namespace on one bridge, reachable over SSH (recipe: FIELD-NOTES, "Systemd
 hosts for deployment tests").
 
-Every name this lab creates starts with `dpl-` (links, namespaces, cgroups, the nft table is
-`dpl_nat`) and lives in 10.78.0.0/24, so a sweep removes exactly our leftovers and nothing of
-the chaos lab (`cha-`, 10.77.0.0/24).
+Every name a lab creates starts with its prefix (links, namespaces, cgroups; the nft table is
+`<prefix>nat`) and its addresses lie in its own /24, so a sweep removes exactly that lab's
+leftovers: the deploy lab is `dpl-` in 10.78.0.0/24, the fresh-machine test (deploylab/fresh.py)
+`frs-` in 10.79.0.0/24, the chaos lab `cha-` in 10.77.0.0/24.
 """
 
 from __future__ import annotations
@@ -19,12 +20,6 @@ from pathlib import Path
 
 from deploylab import rootfs
 
-PREFIX = "dpl-"
-BRIDGE = "dpl-br0"
-GATEWAY = "10.78.0.1"
-SUBNET = "10.78.0.0/24"
-NFT_TABLE = "dpl_nat"
-RUN_DIR = Path("/var/tmp/consulha-deploy")
 CGROUP_HIERARCHIES = [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified")]
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
@@ -33,20 +28,45 @@ def sh(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(args, check=check, text=True, capture_output=True, **kwargs)
 
 
+@dataclass(frozen=True)
+class LabNames:
+    """Where one lab's things live, so that two labs (and their sweeps) never touch each other."""
+    prefix: str
+    subnet: str  # the first three octets of the lab's /24
+    run_dir: Path
+
+    @property
+    def bridge(self) -> str:
+        return self.prefix + "br0"
+
+    @property
+    def gateway(self) -> str:
+        return self.subnet + ".1"
+
+    @property
+    def nft_table(self) -> str:
+        return self.prefix.replace("-", "_") + "nat"
+
+
+DEPLOY = LabNames("dpl-", "10.78.0", Path("/var/tmp/consulha-deploy"))
+RUN_DIR = DEPLOY.run_dir
+
+
 @dataclass
 class Host:
     name: str
     address: str
     # This run's nspawn: polled, so that one that exited is reaped and seen as gone.
     process: subprocess.Popen | None = None
+    names: LabNames = DEPLOY
 
     @property
     def netns(self) -> str:
-        return PREFIX + self.name
+        return self.names.prefix + self.name
 
     @property
     def dir(self) -> Path:
-        return RUN_DIR / "hosts" / self.name
+        return self.names.run_dir / "hosts" / self.name
 
     @property
     def root(self) -> Path:
@@ -77,35 +97,39 @@ class Host:
 class Lab:
     """The bridge, the hosts, their namespaces and containers; `close()` undoes all of it."""
 
-    def __init__(self, hosts: list[Host], ssh_key: Path, log=print):
+    def __init__(self, hosts: list[Host], ssh_key: Path, log=print, names: LabNames = DEPLOY):
         self.hosts = {host.name: host for host in hosts}
         self.ssh_key = ssh_key
         self.log = log
+        self.names = names
+        if any(host.names != names for host in hosts):
+            raise ValueError("every host of a lab carries the lab's names")
 
     # -- network ---------------------------------------------------------------------------
 
     def up_network(self) -> None:
-        RUN_DIR.mkdir(parents=True, exist_ok=True)
-        state = RUN_DIR / "ip_forward.saved"
+        names = self.names
+        names.run_dir.mkdir(parents=True, exist_ok=True)
+        state = names.run_dir / "ip_forward.saved"
         if not state.exists():  # a crashed run's saved value is the true original
             state.write_text(IP_FORWARD.read_text())
-        sh("ip", "link", "add", BRIDGE, "type", "bridge")
-        sh("ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE)
-        sh("ip", "link", "set", BRIDGE, "up")
+        sh("ip", "link", "add", names.bridge, "type", "bridge")
+        sh("ip", "addr", "add", f"{names.gateway}/24", "dev", names.bridge)
+        sh("ip", "link", "set", names.bridge, "up")
         # apt inside the hosts reaches the machine's mirror through this masquerade.
         IP_FORWARD.write_text("1\n")
         sh("nft", "-f", "-", input=(
-            f"table ip {NFT_TABLE} {{\n"
+            f"table ip {names.nft_table} {{\n"
             f"  chain postrouting {{ type nat hook postrouting priority 100; policy accept;\n"
-            f"    ip saddr {SUBNET} oifname != \"{BRIDGE}\" masquerade\n  }}\n}}\n"))
+            f"    ip saddr {names.subnet}.0/24 oifname != \"{names.bridge}\" masquerade\n  }}\n}}\n"))
         for host in self.hosts.values():
-            veth = PREFIX + host.name
+            veth = host.netns
             sh("ip", "netns", "add", host.netns)
             sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns)
-            sh("ip", "link", "set", veth, "master", BRIDGE, "up")
+            sh("ip", "link", "set", veth, "master", names.bridge, "up")
             for command in (["ip", "addr", "add", f"{host.address}/24", "dev", "eth0"],
                             ["ip", "link", "set", "eth0", "up"], ["ip", "link", "set", "lo", "up"],
-                            ["ip", "route", "add", "default", "via", GATEWAY]):
+                            ["ip", "route", "add", "default", "via", names.gateway]):
                 sh("ip", "netns", "exec", host.netns, *command)
 
     # -- containers ------------------------------------------------------------------------
@@ -188,12 +212,12 @@ class Lab:
                 process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass  # the sweep kills it
-        logs = RUN_DIR / "logs"
+        logs = self.names.run_dir / "logs"
         logs.mkdir(exist_ok=True)
         for host in self.hosts.values():
             if (host.dir / "console.log").exists():
                 shutil.copy(host.dir / "console.log", logs / f"{host.name}-console.log")
-        sweep(self.log)
+        sweep(self.log, self.names)
 
 
 def ssh_options(key: Path) -> list[str]:
@@ -212,11 +236,12 @@ def wait_gone(pid: int, timeout: float) -> bool:
     return False
 
 
-def sweep(log=print) -> None:
+def sweep(log=print, names: LabNames = DEPLOY) -> None:
     """Remove everything of this lab, from this run or a crashed earlier one: containers (by
     their pid files), mounts, veths, namespaces, the bridge, the nft table, cgroups; put
     ip_forward back."""
-    hosts_dir = RUN_DIR / "hosts"
+    run_dir, prefix = names.run_dir, names.prefix
+    hosts_dir = run_dir / "hosts"
     for pidfile in hosts_dir.glob("*/nspawn.pid") if hosts_dir.exists() else []:
         try:
             pid = int(pidfile.read_text())
@@ -229,24 +254,24 @@ def sweep(log=print) -> None:
         pidfile.unlink(missing_ok=True)
     for line in reversed(Path("/proc/mounts").read_text().splitlines()):
         mountpoint = line.split()[1]
-        if mountpoint.startswith(str(RUN_DIR) + "/"):
+        if mountpoint.startswith(str(run_dir) + "/"):
             sh("umount", "-l", mountpoint, check=False)
     links = sh("ip", "-o", "link", "show", check=False).stdout.splitlines()
     for line in links:
         name = line.split(":")[1].strip().split("@")[0]
-        if name.startswith(PREFIX) and name != BRIDGE:
+        if name.startswith(prefix) and name != names.bridge:
             sh("ip", "link", "delete", name, check=False)
-    sh("ip", "link", "delete", BRIDGE, check=False)
+    sh("ip", "link", "delete", names.bridge, check=False)
     for netns in sh("ip", "netns", "list", check=False).stdout.splitlines():
         name = netns.split()[0] if netns.strip() else ""
-        if name.startswith(PREFIX):
+        if name.startswith(prefix):
             sh("ip", "netns", "delete", name, check=False)
-    sh("nft", "delete", "table", "ip", NFT_TABLE, check=False)
+    sh("nft", "delete", "table", "ip", names.nft_table, check=False)
     for hierarchy in CGROUP_HIERARCHIES:
-        for cgroup in hierarchy.glob(PREFIX + "*"):
+        for cgroup in hierarchy.glob(prefix + "*"):
             kill_cgroup(cgroup)
             remove_cgroup(cgroup)
-    saved = RUN_DIR / "ip_forward.saved"
+    saved = run_dir / "ip_forward.saved"
     if saved.exists():
         IP_FORWARD.write_text(saved.read_text())
         saved.unlink()
@@ -279,14 +304,40 @@ def remove_cgroup(cgroup: Path) -> None:
             pass
 
 
-def prepare_base(log=print) -> Path:
-    """The base image unpacked for this run (from the cached tarball, built if missing)."""
-    base = RUN_DIR / "base"
+def prepare_base(log=print, names: LabNames = DEPLOY) -> Path:
+    """The base image unpacked for this lab (from the cached tarball, built if missing)."""
+    base = names.run_dir / "base"
     tarball = rootfs.ensure_tarball(log)
-    stamp = RUN_DIR / "base.from"  # which tarball the unpacked base came from
+    stamp = names.run_dir / "base.from"  # which tarball the unpacked base came from
     source = f"{tarball} {tarball.stat().st_mtime_ns}"
     if not stamp.exists() or stamp.read_text() != source:
         sh("rm", "-rf", str(base))
         rootfs.extract(tarball, base)
         stamp.write_text(source)
     return base
+
+
+def begin_run(names: LabNames, log=print) -> Path:
+    """Sweep an earlier run's leftovers, clear the run directory of its logs and make this run's
+    SSH key (the directory is 0700: the run's secrets live there); returns the key's path."""
+    log("sweeping leftovers of an earlier run")
+    sweep(log, names)
+    names.run_dir.mkdir(parents=True, exist_ok=True)
+    names.run_dir.chmod(0o700)
+    for old_log in names.run_dir.glob("*.log"):
+        old_log.unlink()
+    key = names.run_dir / "id_ed25519"
+    for old_key in (key, key.with_suffix(".pub")):
+        old_key.unlink(missing_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", names.prefix + "lab",
+                    "-f", str(key)], check=True)
+    return key
+
+
+def log_failure(error: Exception, names: LabNames, log=print) -> None:
+    """The failure, a failed command's stderr, and where this run's logs are."""
+    log(f"FAILED: {error}")
+    detail = getattr(error, "stderr", "") or ""
+    if detail:
+        log(detail[-2000:])
+    log(f"logs of this run: {names.run_dir}/*.log, {names.run_dir}/logs/*-console.log")

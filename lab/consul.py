@@ -10,8 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from lab import daemon
-from lab.ports import free_port
+from lab import apirecord, daemon
+from lab.ports import free_ports
 
 
 class ConsulDev:
@@ -23,6 +23,9 @@ class ConsulDev:
     Every port is chosen explicitly so that parallel runs cannot collide; `start()` returns once
     the agent has elected itself leader and synced its node, or raises RuntimeError with the tail
     of Consul's log.
+
+    While `lab.apirecord` is enabled (the test suite), `address` is a recording proxy in front
+    of the HTTP port (lab.apirecord); the lab's own readiness probes bypass it.
     """
 
     def __init__(self, workdir: str | os.PathLike | None = None, node_name: str = "consulha-dev",
@@ -31,8 +34,11 @@ class ConsulDev:
         self.extra_hcl = extra_hcl
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="consulha-consul-"))
         self.node_name = node_name
-        self.http_port = free_port()
-        self._ports = {name: free_port() for name in ("server", "serf_lan", "serf_wan")}
+        self.http_port, proxy_port, *others = free_ports(5)
+        recording = apirecord.RECORDING
+        self._proxy = (apirecord.RecordingProxy(proxy_port, self.http_port, recording)
+                       if recording is not None else None)
+        self._ports = dict(zip(("server", "serf_lan", "serf_wan"), others))
         self.log_path = self.workdir / "consul.log"
         self._process: subprocess.Popen | None = None
 
@@ -43,6 +49,18 @@ class ConsulDev:
 
     @property
     def address(self) -> str:
+        """Where clients reach the HTTP API (through the recording proxy when there is one)."""
+        port = self._proxy.port if self._proxy else self.http_port
+        return f"http://127.0.0.1:{port}"
+
+    def delay_requests(self, seconds: float) -> None:
+        """Hold every request this long on its way to Consul (recording proxy only)."""
+        if self._proxy is None:
+            raise RuntimeError("delay_requests needs lab.apirecord enabled (the test suite)")
+        self._proxy.delay = seconds
+
+    @property
+    def direct_address(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self, timeout: float = 15.0) -> "ConsulDev":
@@ -66,6 +84,8 @@ class ConsulDev:
             if self._process.poll() is not None:
                 raise RuntimeError(f"consul exited with {self._process.returncode}:\n{self.log_tail()}")
             if self._ready():
+                if self._proxy:
+                    self._proxy.start()
                 return self
             time.sleep(0.05)
         self.stop()
@@ -73,22 +93,27 @@ class ConsulDev:
 
     def _ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.address}/v1/status/leader", timeout=1) as reply:
+            with urllib.request.urlopen(f"{self.direct_address}/v1/status/leader", timeout=1) as reply:
                 if reply.read().strip() in (b"", b'""'):
                     return False
-            with urllib.request.urlopen(f"{self.address}/v1/catalog/node/{self.node_name}", timeout=1) as reply:
+            with urllib.request.urlopen(f"{self.direct_address}/v1/catalog/node/{self.node_name}",
+                                        timeout=1) as reply:
                 return reply.read().strip() not in (b"", b"null")
         except OSError:
             return False
 
     def kill(self) -> None:
         """SIGKILL: the agent vanishes without a graceful leave (used to test Consul outages)."""
+        if self._proxy:
+            self._proxy.stop()
         if self._process and self._process.poll() is None:
             self._process.kill()
             self._process.wait(10)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s; idempotent."""
+        if self._proxy:
+            self._proxy.stop()
         daemon.terminate(self._process)
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)

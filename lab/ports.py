@@ -16,3 +16,15 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
                 continue
             return port
     raise RuntimeError("no free loopback port found after 50 tries")
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (free_port alone may hand out a port twice in a row)."""
+    ports: list[int] = []
+    for _ in range(count * 20):
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError(f"no {count} distinct free loopback ports found")

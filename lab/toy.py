@@ -1,8 +1,12 @@
-"""A toy service for the demo, tests and benchmarks: an HTTP health endpoint you can break."""
+"""Toy services for the demo, tests and benchmarks, each one you can break: an HTTP health
+endpoint, a TCP port, a worker process."""
 
 from __future__ import annotations
 
 import http.server
+import socket
+import subprocess
+import sys
 import threading
 
 
@@ -58,3 +62,60 @@ class ToyService:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class ToyTcpService:
+    """Listens on 127.0.0.1 and accepts (and closes) connections, as a database's port does for
+    a TCP check; `fail()` closes the port, so connections are refused."""
+
+    def __init__(self, name: str = "toy-tcp"):
+        self.name = name
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # the port was closed: fail() or stop()
+                return
+            connection.close()
+
+    def start(self) -> "ToyTcpService":
+        self._thread.start()
+        return self
+
+    def fail(self) -> None:
+        # shutdown() wakes the accept() blocked in the thread; close() alone would not.
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        self._thread.join(5)
+
+    stop = fail
+
+
+class ToyWorker:
+    """A process whose command line carries `tag`, for a script check with
+    checks/check_process.sh; `fail()` kills it, as a crashed worker."""
+
+    def __init__(self, tag: str):
+        self.tag = tag
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> "ToyWorker":
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", "import signal; signal.pause()", self.tag],
+            stdin=subprocess.DEVNULL, start_new_session=True)
+        return self
+
+    def fail(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(5)
+
+    stop = fail

@@ -1,25 +1,49 @@
 """`consulha validate --connect`: reach Consul with the configured token, and prove the DNS
 server accepts our TSIG key (a prerequisite-only update that changes nothing), or that the
-command provider's `read` works."""
+command provider's `read` works. Then say which Consul versions run (against the range this
+release was tested on and reviewed for) and how long the round trips take, with a warning for
+every configured interval that leaves too little margin for them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from consulha.agent.probes import cluster_versions, combined, margins, measure_consul, measure_network
 from consulha.config import Config
 from consulha.consul.store import ConsulRefused, ConsulStore, ConsulUnavailable
+from consulha.consul.versions import Support
 from consulha.dns import DnsError, make_provider
 from consulha.dns.wire import where
 
 
-def probe_all(cfg: Config) -> list[tuple[str, bool, str]]:
-    """(what, ok, detail) for each dependency; never raises."""
-    results = []
+@dataclass(frozen=True)
+class ConnectReport:
+    probes: tuple[tuple[str, bool, str], ...]   # (what, ok, detail) per dependency
+    measured: tuple[str, ...]                   # round trips, one sentence each
+    warnings: tuple[str, ...]                   # versions outside the range, thin margins
+
+    @property
+    def ok(self) -> bool:
+        return all(ok for _, ok, _ in self.probes)
+
+
+def probe_all(cfg: Config) -> ConnectReport:
+    """Every dependency reached, measured and judged; never raises."""
+    probes, warnings = [], []
     store = ConsulStore(cfg.consul)
+    consul_measured = None
     try:
         node = store.node_name()
         store.get(f"{cfg.key_prefix}/leader")
-        results.append((f"consul {cfg.consul.address}", True, f"agent node {node}, KV readable"))
+        probes.append((f"consul {cfg.consul.address}", True, f"agent node {node}, KV readable"))
+        versions = cluster_versions(store)
+        for support, line in versions.lines():
+            probes.append(("consul version", support is not Support.UNSUPPORTED, line))
+            if support.warns:
+                warnings.append(line)
+        consul_measured = measure_consul(cfg, store, versions)
     except (ConsulUnavailable, ConsulRefused) as error:
-        results.append((f"consul {cfg.consul.address}", False, str(error)))
+        probes.append((f"consul {cfg.consul.address}", False, str(error)))
     if cfg.dns.provider == "command":
         what, proof = f"dns command {cfg.dns.command[0]}", "read answered (nothing changed)"
     else:
@@ -27,7 +51,9 @@ def probe_all(cfg: Config) -> list[tuple[str, bool, str]]:
         proof = "update accepted for authentication (prerequisite-only, nothing changed)"
     try:
         make_provider(cfg.dns, cfg.site).probe_auth()
-        results.append((what, True, proof))
+        probes.append((what, True, proof))
     except DnsError as error:
-        results.append((what, False, str(error)))
-    return results
+        probes.append((what, False, str(error)))
+    measured = combined(consul_measured, measure_network(cfg))
+    warnings += [str(warning) for warning in margins(cfg, measured)]
+    return ConnectReport(tuple(probes), measured.lines, tuple(warnings))

@@ -17,7 +17,7 @@ from typing import Callable
 
 from consulha.agent.status import read_peers
 from consulha.consul.control import read_control
-from consulha.consul.store import ConsulStore
+from consulha.consul.store import ConsulStore, next_index
 from consulha.consul.watch import PrefixWatch
 from consulha.core.control import ControlKeys, ControlState
 from consulha.core.damping import Failure
@@ -80,8 +80,7 @@ class Observer:
         else:
             index, entry = self.store.get(self.keys.leader, index=memory.leader_index,
                                           wait=self._standby_wait(memory))
-            # A smaller index means Consul's state was reset (restored or rebuilt): start over.
-            memory.leader_index = index if index >= memory.leader_index else 0
+            memory.leader_index = next_index(memory.leader_index, index)  # lower: start over
         leader = LeaderKey.of(entry)
         control = self._control(memory, fresh=not leader.held and self.election.role != Role.LEADER)
         peers, wall = None, self._wall_clock()

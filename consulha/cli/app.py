@@ -25,6 +25,27 @@ app = typer.Typer(
 console = Console()
 errors = Console(stderr=True)
 
+
+def version_line() -> str:
+    from consulha import __version__
+    from consulha.consul.versions import REVIEWED_UP_TO, TESTED
+    from consulha.core.keys import KEY_LAYOUT
+
+    return (f"consulha {__version__} (key layout {KEY_LAYOUT}; Consul tested on "
+            f"{'.'.join(map(str, TESTED))}, reviewed up to {'.'.join(map(str, REVIEWED_UP_TO))})")
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        console.print(version_line(), highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="Print the version and the key layout, then exit.")) -> None:
+    """Keep exactly one site in charge with a health-gated Consul lock, and point DNS at it."""
+
 ConfigOption = typer.Option(..., "-c", "--config", help="The site's YAML config file.")
 DryRunOption = typer.Option(False, "--dry-run",
                             help="Check and print what would happen; change nothing.")

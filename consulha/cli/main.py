@@ -47,6 +47,7 @@ def agent(
     level = logging.DEBUG if verbose else logging.INFO
     if config.is_dir():
         runner = _group_host(config, log_format, level, transitions_file)
+        configs = runner.configs
     else:
         cfg = load_or_exit(config)
         from consulha.agent.loop import Agent
@@ -55,6 +56,7 @@ def agent(
         for warning in cfg.warnings:
             logging.getLogger("consulha").warning("%s", warning)
         runner = Agent(cfg, transitions_file=transitions_file)
+        configs = (cfg,)
 
     def on_signal(signum, _frame):
         if runner.stop_event.is_set():
@@ -65,6 +67,10 @@ def agent(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    from consulha.agent.probes import log_versions
+
+    for one in {cfg.consul.address: cfg for cfg in configs}.values():  # once per local Consul agent
+        log_versions(one, runner.stop_event)
     raise typer.Exit(runner.run())
 
 
@@ -121,13 +127,17 @@ def validate(
 
     all_ok = True
     for cfg in configs:
-        results = probe_all(cfg)
-        all_ok = all_ok and all(ok for _, ok, _ in results)
+        report = probe_all(cfg)
+        all_ok = all_ok and report.ok
         if groups:
             console.print(f"{cfg.path}:", highlight=False)
-        for name, ok, detail in results:
+        for name, ok, detail in report.probes:
             mark = "[green]ok[/]" if ok else "[red]FAILED[/]"
             console.print(f"  {name}: {mark} {escape(detail)}", highlight=False, soft_wrap=True)
+        for line in report.measured:
+            console.print(f"  round trip: {escape(line)}", highlight=False, soft_wrap=True)
+        for warning in report.warnings:
+            console.print(f"  [yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     raise typer.Exit(0 if all_ok else 1)
 
 

@@ -44,6 +44,20 @@ class CheckNotPassing(ConsulRefused):
 _CLIENT_ERRORS = {"ClientError", "BadRequest", "ACLPermissionDenied", "ACLDisabled", "NotFound"}
 
 
+def next_index(previous: int, found: int) -> int:
+    """The index for the next blocking read after one that answered `found`. Consul's indexes
+    can go backwards (a snapshot restored, the newest key of a prefix deleted, an upgrade to more
+    granular indexes): blocking on the old one would hide changes until the wait runs out, so
+    a lower index, like 0, starts over from 0 (an immediate read that returns a fresh index)."""
+    return found if found >= previous and found > 0 else 0
+
+
+def _is_rate_limited(text: str) -> bool:
+    """Consul 1.15+ with request rate limiting answers 429 for a request over the limit:
+    python-consul2 raises a client error for it, but it says "try again", not "refused"."""
+    return text.startswith("429")
+
+
 def _entry(raw: dict | None) -> KvEntry | None:
     if raw is None:
         return None
@@ -167,7 +181,7 @@ class ConsulStore:
             raise ConsulUnavailable(f"consul at {self.address} unreachable: {type(error).__name__}") from None
         except consul.ConsulException as error:
             text = " ".join(str(error).split())[:200]
-            if type(error).__name__ in _CLIENT_ERRORS:
+            if type(error).__name__ in _CLIENT_ERRORS and not _is_rate_limited(text):
                 self.on_request(endpoint, "refused")
                 raise ConsulRefused(f"consul at {self.address} refused the request: "
                                     f"{text or type(error).__name__}") from None
@@ -247,13 +261,25 @@ class ConsulStore:
 
     # -- local agent ----------------------------------------------------------------------------
 
+    def agent_self(self) -> dict:
+        """The local agent's /v1/agent/self (Config.NodeName, Config.NodeID, Config.Version)."""
+        return self._call(self._fast.agent.self)
+
     def node_name(self) -> str:
-        return self._call(self._fast.agent.self)["Config"]["NodeName"]
+        return self.agent_self()["Config"]["NodeName"]
 
     def local_node(self) -> tuple[str, str]:
         """(node name, node ID) of the local agent."""
-        config = self._call(self._fast.agent.self)["Config"]
+        config = self.agent_self()["Config"]
         return config["NodeName"], config.get("NodeID") or ""
+
+    def members(self) -> list[dict]:
+        """The LAN members the local agent knows (Name, Status, Tags: role, build, ...)."""
+        return self._call(self._fast.agent.members)
+
+    def coordinates(self) -> list[dict]:
+        """Network coordinates of the datacenter's nodes (Node, Segment, Coord)."""
+        return self._call(self._fast.coordinate.nodes)[1] or []
 
     def catalog_node_id(self, node: str) -> str | None:
         """The ID the catalog holds for the node of that name (None: not in the catalog)."""
@@ -293,14 +319,15 @@ class ConsulStore:
 
     def wait_node_checks(self, node: str, index: int, wait: float) -> int:
         """Block until a check of `node` changes in the catalog (or about `wait` passes);
-        returns the new index. Index 0 answers at once with the current one. Groups sharing a
-        pool share one request per (address, node, index): the answer is only an index."""
+        returns the index to block on next (next_index). Index 0 answers at once with the
+        current one. Groups sharing a pool share one request per (address, node, index): the
+        answer is only an index."""
         client = self._blocking if index else self._fast
 
         def read() -> int:
             found, _ = self._call(client.health.node, node, index=index or None,
                                   wait=_seconds(min(wait, self.max_wait)) if index else None)
-            return int(found or 0)
+            return next_index(index, int(found or 0))
         if self._pool is None:
             return read()
         return self._pool.single_flight(("node-checks", self.address, node, index), read)

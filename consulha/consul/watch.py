@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from consulha.consul.store import ConsulRefused, ConsulStore, ConsulUnavailable
+from consulha.consul.store import ConsulRefused, ConsulStore, ConsulUnavailable, next_index
 from consulha.core.control import ControlKeys, ControlState, control_state
 from consulha.core.records import KvEntry
 
@@ -132,7 +132,6 @@ def follow(store: ConsulStore, prefix: str, wait: float, stop: threading.Event,
             stop.wait(1.0)
             continue
         on_answer(entries)
-        # A smaller index means Consul's state was reset (restored or rebuilt): start over.
-        index = found if found >= index else 0
+        index = next_index(index, found)  # lower (state reset): start over
         if not index:
             stop.wait(0.1)  # no index to block on: do not spin

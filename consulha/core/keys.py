@@ -8,6 +8,13 @@ if TYPE_CHECKING:  # the core reads config values, it never loads them
     from consulha.config import Config
 
 
+# What this release keeps under key_prefix (keys, their meaning and JSON) and the DNS fence
+# record, as one number: CHANGELOG.md lists each layout; releases of one layout can run side by
+# side and be downgraded to each other. `consulha --version` prints it; the Ansible role refuses a
+# downgrade across a change. Raise it with any incompatible change of the keys below.
+KEY_LAYOUT = 1
+
+
 class Keys:
     def __init__(self, cfg: Config):
         self.prefix = cfg.key_prefix

@@ -15,6 +15,15 @@ from lab.site import http_service
 pytestmark = pytest.mark.integration
 
 
+
+def wait_history(lab, entries: int) -> list[dict]:
+    """The history once it holds `entries` changes: a new leader writes DNS first and appends
+    its win to the history after, so DNS can answer before the history says so."""
+    def read():
+        history, _ = read_history(lab.store, ControlKeys("consulha/app"))
+        return history if len(history) >= entries else None
+    return wait_until(read, 10, what=f"{entries} history entries", logs=lab.logs)
+
 def test_one_leader_among_two_and_dns_names_it(lab):
     lab.start("a")
     first = lab.wait_leader("a")
@@ -40,7 +49,7 @@ def test_failing_http_check_moves_leadership_and_dns(lab):
     second = lab.wait_leader("b")
     lab.wait_dns("b")
     assert second["epoch"] > first["epoch"]
-    history, _ = read_history(lab.store, ControlKeys("consulha/app"))
+    history = wait_history(lab, 3)   # with the failure of a (flap damping)
     assert [h["cause"] for h in history if h["to"]] == ["initial election", "check failed: api"]
     # ... and a's loss, counted for flap damping (the failure record, docs/damping.md).
     failures = [h for h in history if h["kind"] == "failure"]
@@ -81,7 +90,7 @@ def test_sigkill_of_the_leader_hands_over_once_its_heartbeat_fails(lab):
     second = lab.wait_leader("b", timeout=30)
     took = time.monotonic() - killed_at
     lab.wait_dns("b")
-    history, _ = read_history(lab.store, ControlKeys("consulha/app"))
+    history = wait_history(lab, 3)   # with the failure of a (flap damping)
     assert [h for h in history if h["to"]][-1]["cause"] == "agent lost heartbeat", history
     # The killed leader could not count its own failure: its successor did.
     assert history[-1]["cause"] == (f"site a lost leadership at epoch {first['epoch']}: agent lost heartbeat; "
@@ -126,7 +135,7 @@ def test_graceful_stop_releases_at_once(lab):
     lab.wait_leader("b", timeout=8)  # less than ttl (10 s): the release, not the TTL, moved it
     lab.wait_dns("b")
     assert "released the lock" in lab.agents["a"].log_text()
-    history, _ = read_history(lab.store, ControlKeys("consulha/app"))
+    history = wait_history(lab, 2)
     assert history[-1]["cause"] == "graceful stop" and history[-1]["from"] == "a"
     # The stopped site left no services behind in Consul.
     assert not [s for s in lab.store.local_services() if s.startswith("app-a-")]

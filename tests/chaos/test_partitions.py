@@ -14,9 +14,16 @@ pytestmark = pytest.mark.chaos
 
 
 def test_04_leader_site_isolated(scenario):
+    isolated_leader_fails_over(scenario, ["sa", "ha"])
+
+
+def isolated_leader_fails_over(scenario, hosts: list[str]) -> None:
+    """Site a leads; `hosts` (of site a) are cut from every other host but the observer: a
+    fences itself within its lease, b takes over with a new epoch, a comes back as a standby
+    after the heal. Also run across the regional WAN (test_wan_regional.py)."""
     lab = scenario.lab
     fault = scenario.now()
-    lab.net.isolate(["sa", "ha"])
+    lab.net.isolate(hosts)
     demoted = wait_until(lambda: scenario.demotions("a", since=fault), 5, step=0.05,
                          what="a fences itself", logs=lab.logs)
     scenario.metric("self_fenced_s", demoted[0].monotonic - fault)

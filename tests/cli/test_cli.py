@@ -96,3 +96,12 @@ def test_tags_show_roles_in_consul(lab):
     def tags():
         return {s["Meta"]["consulha_site"]: s["Tags"] for s in lab.store.local_services().values()}
     wait_until(lambda: tags() == {"a": ["leader"], "b": ["standby"]}, 10, what="role tags")
+
+
+def test_version_names_the_release_the_key_layout_and_the_consul_range():
+    from importlib.metadata import version
+
+    done = consulha("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (f"consulha {version('consulha')} (key layout 1; Consul tested on "
+                                   "1.8, reviewed up to 1.21)")
