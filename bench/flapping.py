@@ -8,12 +8,13 @@ the same epoch after a self-fence is none), moves of the lead to another site, a
 into the leader role, DNS answer changes and DNS writes (fence epoch changes, DNS polled every
 20 ms), the hooks' calls; each also per minute of flapping. Schedules: periodic down/up phases
 from sub-second to several seconds, and irregular ones. The race a flapping site can win is
-decided when lock-delay ends: with lock_delay 1 s (the example config) its check is rarely
-passing again by then, with 3 s it often is; both are run.
-Writes bench/results/flapping.json and prints a markdown table.
+decided when lock-delay ends, between the flapping site, back by then or not, and the standby;
+`--standby-busy S` stops b's agent for S seconds at the fault (a loaded host, or a standby
+whose requests cross a slower link), the race today's rules give to the flapping site.
+Writes bench/results/flapping.json (merged by condition) and prints a markdown table.
 
 Usage: bench/flapping.py [--seconds 30] [--runs 3] [--schedules 0.4,1.5,4,irregular]
-                         [--lock-delays 1s,3s]
+                         [--lock-delays 1s,3s] [--standby-busy 0]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
 import tempfile
 import threading
@@ -80,7 +82,7 @@ class DnsPoller:
 
 
 def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, group: str, schedule: str,
-            damping: bool, lock_delay: str, seconds: float, run: int) -> dict:
+            damping: bool, lock_delay: str, busy: float, seconds: float, run: int) -> dict:
     pair = SitePair(workdir, consul, named)
     pair.group = group
     hooks = {site: workdir / f"hooks-{site}.log" for site in ("a", "b")}
@@ -99,7 +101,12 @@ def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, group: str, sc
         before = {site: len(hook_calls(path)) for site, path in hooks.items()}
         poller = DnsPoller(pair).start()
         fault = time.monotonic()
+        if busy:
+            pair.agents["b"].send(signal.SIGSTOP)
         flapper = Flapper(pair.toy("a"), SCHEDULES[schedule][1](run), seconds).start()
+        if busy:
+            time.sleep(busy)
+            pair.agents["b"].send(signal.SIGCONT)
         flapper.wait()
         time.sleep(SETTLE)
         answer_changes, dns_writes = poller.stop()
@@ -118,6 +125,8 @@ def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, group: str, sc
                                "dns_answer_changes": round(answer_changes / minutes, 2),
                                "dns_writes": round(dns_writes / minutes, 2)}}
     finally:
+        if busy:
+            pair.agents["b"].send(signal.SIGCONT)
         pair.close()
 
 
@@ -127,6 +136,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per schedule, lock-delay and mode")
     parser.add_argument("--schedules", default=",".join(SCHEDULES))
     parser.add_argument("--lock-delays", default="1s,3s")
+    parser.add_argument("--standby-busy", type=float, default=0.0,
+                        help="seconds b's agent is stopped at the fault (0: never)")
     args = parser.parse_args()
     lock_delays = args.lock_delays.split(",")
     schedules = args.schedules.split(",")
@@ -145,14 +156,15 @@ def main() -> int:
                             workdir = root / f"run-{number}"
                             workdir.mkdir()
                             row = one_run(workdir, consul, named, f"flap{number}", schedule, damping,
-                                          lock_delay, args.seconds, run)
-                            results.setdefault(lock_delay, {}).setdefault(schedule, {}).setdefault(
+                                          lock_delay, args.standby_busy, args.seconds, run)
+                            condition = lock_delay + (f", standby busy {args.standby_busy:g}s at the fault"
+                                                      if args.standby_busy else "")
+                            results.setdefault(condition, {}).setdefault(schedule, {}).setdefault(
                                 mode, []).append(row)
-                            print(f"lock_delay {lock_delay} {SCHEDULES[schedule][0]:24} damping {mode:3} "
+                            print(f"{condition} {SCHEDULES[schedule][0]:24} damping {mode:3} "
                                   f"run {run + 1}: {row}", flush=True)
     report = {"what": "site a's service flapping, site b healthy: changes per minute of flapping",
-              "settings": {"flapping_s": args.seconds, "runs": args.runs, "check_interval": "1s",
-                           "ttl": "10s", "lock_delays": lock_delays,
+              "settings": {"flapping_s": args.seconds, "check_interval": "1s", "ttl": "10s",
                            "damping": "off: enabled false; on: the defaults (half_life 1m, suppress 1, "
                                       "max_hold_down 5m)"},
               "schedules": {key: SCHEDULES[key][0] for key in schedules},
@@ -160,6 +172,10 @@ def main() -> int:
               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
     out = RESULTS / "flapping.json"
     out.parent.mkdir(exist_ok=True)
+    if out.exists():  # keep the other conditions' last figures
+        earlier = json.loads(out.read_text())
+        report["results"] = {**earlier.get("results", {}), **results}
+        report["schedules"] = {**earlier.get("schedules", {}), **report["schedules"]}
     out.write_text(json.dumps(report, indent=2) + "\n")
     print("\n" + "\n".join(table(report)) + f"\n\nwritten to {out}")
     return 0
@@ -172,7 +188,7 @@ COUNTS = ("failures_of_a", "promotions", "moves", "reentries_of_a", "dns_answer_
 def table(report: dict) -> list[str]:
     """Markdown: per lock-delay, schedule and mode, the counts summed over the runs, and the
     leadership and DNS changes per minute of flapping."""
-    lines = ["| lock_delay | flapping of a's service | damping | runs | failures of a | leadership changes | "
+    lines = ["| lock_delay, condition | flapping of a's service | damping | runs | failures of a | leadership changes | "
              "a re-entered | DNS answer changes | DNS writes | hook calls | per minute: leadership / DNS changes |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     minutes = report["settings"]["flapping_s"] / 60

@@ -34,7 +34,6 @@ class Flapper:
         self.schedule = schedule
         self.duration = duration
         self.phases: list[tuple[float, bool]] = []
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"flap-{toy.name}", daemon=True)
 
     @property
@@ -44,11 +43,6 @@ class Flapper:
     def start(self) -> "Flapper":
         self._thread.start()
         return self
-
-    def stop(self) -> None:
-        """Stop now (or after `duration`, whichever is first) and leave the service healthy."""
-        self._stop.set()
-        self._thread.join(10)
 
     def wait(self) -> None:
         """Until the schedule has run for its whole duration."""
@@ -64,11 +58,10 @@ class Flapper:
             for down, up in self.schedule:
                 for healthy, seconds in ((False, down), (True, up)):
                     left = deadline - time.monotonic()
-                    if left <= 0 or self._stop.is_set():
+                    if left <= 0:
                         return
                     self._set(healthy)
-                    if self._stop.wait(min(seconds, left)):
-                        return
+                    time.sleep(min(seconds, left))
         finally:
             if not self.toy.healthy:
                 self._set(True)
