@@ -19,8 +19,10 @@ watching the toy services of ha and hb. Per WAN profile:
 Writes bench/results/wan.json (merged per profile), bench/results/wan.png and docs/wan.md's
 tables; --quick writes bench/results/wan-quick.{json,png} and leaves docs/wan.md alone.
 
-Usage: bench/wan.py [--quick] [--profiles lan,regional,...] [--faults check,...] [--runs N]
-                    [--soak-seconds S] [--systems consulha,zookeeper]
+Usage: bench/wan.py [--quick] [--profiles lan,regional,...] [--faults check,...]
+                    [--runs N | --runs lan=5,bad=3,...] [--soak-seconds S | --soak-seconds lan=180,...]
+                    [--systems consulha,zookeeper]
+(--runs and --soak-seconds: one number for every profile, or per profile over the defaults)
 """
 
 from __future__ import annotations
@@ -244,6 +246,21 @@ def merged(old: dict | None, new: dict) -> dict:
     return result
 
 
+def per_profile(text: str | None, defaults: dict, kind: type) -> dict:
+    """`N` for every profile, or `PROFILE=N,...` over `defaults` (ValueError naming what is wrong)."""
+    if text is None:
+        return dict(defaults)
+    if "=" not in text:
+        return {name: kind(text) for name in defaults}
+    chosen = dict(defaults)
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        if name not in defaults:
+            raise ValueError(f"unknown profile {name!r} in {text!r}: profiles are {', '.join(defaults)}")
+        chosen[name] = kind(value)
+    return chosen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -251,9 +268,9 @@ def main() -> int:
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--faults", default=",".join(FAULTS))
     parser.add_argument("--systems", default="consulha,zookeeper")
-    parser.add_argument("--runs", type=int, help="runs per fault (default: 10 for lan, regional "
-                        "and continental, 5 for the others)")
-    parser.add_argument("--soak-seconds", type=float)
+    parser.add_argument("--runs", help="runs per fault: N, or PROFILE=N,... (default: 10 for lan, "
+                        "regional and continental, 5 for the others)")
+    parser.add_argument("--soak-seconds", help=f"S, or PROFILE=S,... (default {SOAK_S:.0f})")
     args = parser.parse_args()
     profiles, faults, names = (args.profiles.split(","), [f for f in args.faults.split(",") if f],
                                args.systems.split(","))
@@ -262,7 +279,12 @@ def main() -> int:
     reason = preflight() or wan_preflight()
     if reason:
         parser.exit(2, f"bench/wan.py: {reason}\n")
-    soak_s = args.soak_seconds if args.soak_seconds is not None else (QUICK_SOAK_S if args.quick else SOAK_S)
+    try:
+        runs = per_profile(args.runs, {p: QUICK_RUNS for p in PROFILES} if args.quick else RUNS, int)
+        soaks = per_profile(args.soak_seconds, {p: QUICK_SOAK_S if args.quick else SOAK_S for p in PROFILES},
+                            float)
+    except ValueError as error:
+        parser.error(str(error))
     stem = "wan-quick" if args.quick else "wan"
     out = RESULTS / f"{stem}.json"
     report = json.loads(out.read_text()) if out.exists() else {"profiles": {}}
@@ -281,8 +303,7 @@ def main() -> int:
             wan = Wan(lab.net)
             bench = Bench(lab, wan, systems)
             for name in profiles:
-                runs = args.runs or (QUICK_RUNS if args.quick else RUNS[name])
-                new = bench.profile(PROFILES[name], soak_s, runs, faults) | {"at": report["at"]}
+                new = bench.profile(PROFILES[name], soaks[name], runs[name], faults) | {"at": report["at"]}
                 report["profiles"][name] = merged(report["profiles"].get(name), new)
                 report["profiles"] = {n: report["profiles"][n] for n in PROFILES if n in report["profiles"]}
                 out.write_text(json.dumps(report, indent=1) + "\n")   # a crash keeps what ran
