@@ -41,7 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.wan_observe import ConsulLogWindow, Poller, ReadLatency  # noqa: E402
 from bench.wan_outcome import (FaultRun, emulator_verdict, estimate_minutes, judge_run,  # noqa: E402
                                soak_counts, summarise_runs)
-from bench.wan_render import plot, render_docs  # noqa: E402
 from bench.wan_systems import SETTINGS, ConsulhaSystem, System, WanLab  # noqa: E402
 from lab.invariants import Window  # noqa: E402
 from lab.netns import SITES, preflight, sweep_stale  # noqa: E402
@@ -215,7 +214,9 @@ class Bench:
                 name: {"skipped": CONSULHA_ONLY[fault]} if name != "consulha" and fault in CONSULHA_ONLY
                 else summarise_runs(rows) | {"at": utc_now()} for name, rows in outcomes.items()}
             took[f"{fault}_run_s"] = (time.monotonic() - begun) / max(1, runs)
-        result["emulator_after_faults"] = self.wan.measure() if faults else None
+        # The delayers' lag since the soak's measurement: one measurement for these fault series.
+        taken = list(result["faults"])
+        result["emulator_after_faults"] = [{"faults": taken, "measurement": self.wan.measure()}] if taken else []
         took.pop("started")
         took |= {f"{name}_start_s": sum(values) / len(values) for name, values in self.start_seconds.items()}
         result["durations_s"] = {k: round(v, 1) for k, v in took.items()}
@@ -234,15 +235,18 @@ def settings_doc(profile: str) -> dict:
 
 def merged(old: dict | None, new: dict) -> dict:
     """A profile's new results over its old ones: a run without a soak (--soak-seconds 0) keeps
-    the last soak, a run of some faults the others' last figures; the emulator verdict covers
-    every measurement kept."""
+    the last soak, a run of some faults the others' last figures, each with the emulator
+    measurement taken with it; the emulator verdict covers every measurement kept."""
     old = old or {}
     result = {**old, **new, "faults": {**old.get("faults", {}), **new["faults"]},
               "durations_s": {**old.get("durations_s", {}), **new["durations_s"]}}
-    for key in ("soak", "emulator_after_faults"):
-        result[key] = new[key] or old.get(key)
+    result["soak"] = new["soak"] or old.get("soak")
+    result["emulator_after_faults"] = [
+        entry for entry in old.get("emulator_after_faults", [])
+        if set(entry["faults"]) - set(new["faults"])] + new["emulator_after_faults"]
     result["emulator_verdict"] = emulator_verdict(
-        [result["soak"] and result["soak"]["emulator"], result["emulator_after_faults"]])
+        [result["soak"] and result["soak"]["emulator"]]
+        + [entry["measurement"] for entry in result["emulator_after_faults"]])
     return result
 
 
@@ -313,6 +317,7 @@ def main() -> int:
             if wan:
                 wan.close()
             lab.close()
+    from bench.wan_render import plot, render_docs  # matplotlib (the bench extra): only to write
     plot(report, RESULTS / f"{stem}.png")
     if not args.quick:
         render_docs(report)

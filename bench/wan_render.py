@@ -119,7 +119,8 @@ def figures_lines(report: Mapping) -> list[str]:
         "|---" * (8 + len(systems)) + "|"]
     for name, profile in report["profiles"].items():
         soak = profile.get("soak") or {"systems": {}}
-        emulator = _emulator_cell(soak.get("emulator") or profile.get("emulator_after_faults"),
+        after = [entry["measurement"] for entry in profile.get("emulator_after_faults", [])]
+        emulator = _emulator_cell(soak.get("emulator") or (after[-1] if after else None),
                                   profile.get("emulator_verdict", {}))
         own = soak["systems"].get("consulha", {})
         consul, read = own.get("consul", {}), own.get("consistent_read", {}).get("all", {})
