@@ -19,8 +19,10 @@ watching the toy services of ha and hb. Per WAN profile:
 Writes bench/results/wan.json (merged per profile), bench/results/wan.png and docs/wan.md's
 tables; --quick writes bench/results/wan-quick.{json,png} and leaves docs/wan.md alone.
 
-Usage: bench/wan.py [--quick] [--profiles lan,regional,...] [--faults check,...] [--runs N]
-                    [--soak-seconds S] [--systems consulha,zookeeper]
+Usage: bench/wan.py [--quick] [--profiles lan,regional,...] [--faults check,...]
+                    [--runs N | --runs lan=5,bad=3,...] [--soak-seconds S | --soak-seconds lan=180,...]
+                    [--systems consulha,zookeeper]
+(--runs and --soak-seconds: one number for every profile, or per profile over the defaults)
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.wan_observe import ConsulLogWindow, Poller, ReadLatency  # noqa: E402
 from bench.wan_outcome import (FaultRun, emulator_verdict, estimate_minutes, judge_run,  # noqa: E402
                                soak_counts, summarise_runs)
-from bench.wan_render import plot, render_docs  # noqa: E402
 from bench.wan_systems import SETTINGS, ConsulhaSystem, System, WanLab  # noqa: E402
 from lab.invariants import Window  # noqa: E402
 from lab.netns import SITES, preflight, sweep_stale  # noqa: E402
@@ -213,7 +214,9 @@ class Bench:
                 name: {"skipped": CONSULHA_ONLY[fault]} if name != "consulha" and fault in CONSULHA_ONLY
                 else summarise_runs(rows) | {"at": utc_now()} for name, rows in outcomes.items()}
             took[f"{fault}_run_s"] = (time.monotonic() - begun) / max(1, runs)
-        result["emulator_after_faults"] = self.wan.measure() if faults else None
+        # The delayers' lag since the soak's measurement: one measurement for these fault series.
+        taken = list(result["faults"])
+        result["emulator_after_faults"] = [{"faults": taken, "measurement": self.wan.measure()}] if taken else []
         took.pop("started")
         took |= {f"{name}_start_s": sum(values) / len(values) for name, values in self.start_seconds.items()}
         result["durations_s"] = {k: round(v, 1) for k, v in took.items()}
@@ -232,16 +235,34 @@ def settings_doc(profile: str) -> dict:
 
 def merged(old: dict | None, new: dict) -> dict:
     """A profile's new results over its old ones: a run without a soak (--soak-seconds 0) keeps
-    the last soak, a run of some faults the others' last figures; the emulator verdict covers
-    every measurement kept."""
+    the last soak, a run of some faults the others' last figures, each with the emulator
+    measurement taken with it; the emulator verdict covers every measurement kept."""
     old = old or {}
     result = {**old, **new, "faults": {**old.get("faults", {}), **new["faults"]},
               "durations_s": {**old.get("durations_s", {}), **new["durations_s"]}}
-    for key in ("soak", "emulator_after_faults"):
-        result[key] = new[key] or old.get(key)
+    result["soak"] = new["soak"] or old.get("soak")
+    result["emulator_after_faults"] = [
+        entry for entry in old.get("emulator_after_faults", [])
+        if set(entry["faults"]) - set(new["faults"])] + new["emulator_after_faults"]
     result["emulator_verdict"] = emulator_verdict(
-        [result["soak"] and result["soak"]["emulator"], result["emulator_after_faults"]])
+        [result["soak"] and result["soak"]["emulator"]]
+        + [entry["measurement"] for entry in result["emulator_after_faults"]])
     return result
+
+
+def per_profile(text: str | None, defaults: dict, kind: type) -> dict:
+    """`N` for every profile, or `PROFILE=N,...` over `defaults` (ValueError naming what is wrong)."""
+    if text is None:
+        return dict(defaults)
+    if "=" not in text:
+        return {name: kind(text) for name in defaults}
+    chosen = dict(defaults)
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        if name not in defaults:
+            raise ValueError(f"unknown profile {name!r} in {text!r}: profiles are {', '.join(defaults)}")
+        chosen[name] = kind(value)
+    return chosen
 
 
 def main() -> int:
@@ -251,9 +272,9 @@ def main() -> int:
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--faults", default=",".join(FAULTS))
     parser.add_argument("--systems", default="consulha,zookeeper")
-    parser.add_argument("--runs", type=int, help="runs per fault (default: 10 for lan, regional "
-                        "and continental, 5 for the others)")
-    parser.add_argument("--soak-seconds", type=float)
+    parser.add_argument("--runs", help="runs per fault: N, or PROFILE=N,... (default: 10 for lan, "
+                        "regional and continental, 5 for the others)")
+    parser.add_argument("--soak-seconds", help=f"S, or PROFILE=S,... (default {SOAK_S:.0f})")
     args = parser.parse_args()
     profiles, faults, names = (args.profiles.split(","), [f for f in args.faults.split(",") if f],
                                args.systems.split(","))
@@ -262,7 +283,12 @@ def main() -> int:
     reason = preflight() or wan_preflight()
     if reason:
         parser.exit(2, f"bench/wan.py: {reason}\n")
-    soak_s = args.soak_seconds if args.soak_seconds is not None else (QUICK_SOAK_S if args.quick else SOAK_S)
+    try:
+        runs = per_profile(args.runs, {p: QUICK_RUNS for p in PROFILES} if args.quick else RUNS, int)
+        soaks = per_profile(args.soak_seconds, {p: QUICK_SOAK_S if args.quick else SOAK_S for p in PROFILES},
+                            float)
+    except ValueError as error:
+        parser.error(str(error))
     stem = "wan-quick" if args.quick else "wan"
     out = RESULTS / f"{stem}.json"
     report = json.loads(out.read_text()) if out.exists() else {"profiles": {}}
@@ -281,8 +307,7 @@ def main() -> int:
             wan = Wan(lab.net)
             bench = Bench(lab, wan, systems)
             for name in profiles:
-                runs = args.runs or (QUICK_RUNS if args.quick else RUNS[name])
-                new = bench.profile(PROFILES[name], soak_s, runs, faults) | {"at": report["at"]}
+                new = bench.profile(PROFILES[name], soaks[name], runs[name], faults) | {"at": report["at"]}
                 report["profiles"][name] = merged(report["profiles"].get(name), new)
                 report["profiles"] = {n: report["profiles"][n] for n in PROFILES if n in report["profiles"]}
                 out.write_text(json.dumps(report, indent=1) + "\n")   # a crash keeps what ran
@@ -292,6 +317,7 @@ def main() -> int:
             if wan:
                 wan.close()
             lab.close()
+    from bench.wan_render import plot, render_docs  # matplotlib (the bench extra): only to write
     plot(report, RESULTS / f"{stem}.png")
     if not args.quick:
         render_docs(report)

@@ -20,6 +20,8 @@ FAULT_HATCHES = {"check": "", "sigkill": "//", "isolation": "..", "handover": "x
 def _systems(report: Mapping) -> list[str]:
     names = {name for profile in report["profiles"].values() for fault in profile["faults"].values()
              for name in fault}
+    names |= {name for profile in report["profiles"].values()
+              for name in ((profile.get("soak") or {}).get("systems") or {})}
     return sorted(names, key=lambda n: n != "consulha")
 
 
@@ -45,7 +47,8 @@ def plot(report: Mapping, out: Path) -> Path:
                       color=SYSTEM_COLOURS.get(system, "grey"), hatch=FAULT_HATCHES[fault],
                       edgecolor="black", linewidth=0.4, label=f"{system}: {fault}")
     times.set_ylabel("fault -> DNS on b (s)\nmedian, whisker p95")
-    times.legend(fontsize=7, ncol=len(systems))
+    if times.get_legend_handles_labels()[0]:  # a soak-only record has no fault bars yet
+        times.legend(fontsize=7, ncol=len(systems))
     bar = 0.8 / max(1, len(systems))
     for s, system in enumerate(systems):
         counts = [((report["profiles"][p].get("soak") or {}).get("systems", {}).get(system) or {})
@@ -119,7 +122,8 @@ def figures_lines(report: Mapping) -> list[str]:
         "|---" * (8 + len(systems)) + "|"]
     for name, profile in report["profiles"].items():
         soak = profile.get("soak") or {"systems": {}}
-        emulator = _emulator_cell(soak.get("emulator") or profile.get("emulator_after_faults"),
+        after = [entry["measurement"] for entry in profile.get("emulator_after_faults", [])]
+        emulator = _emulator_cell(soak.get("emulator") or (after[-1] if after else None),
                                   profile.get("emulator_verdict", {}))
         own = soak["systems"].get("consulha", {})
         consul, read = own.get("consul", {}), own.get("consistent_read", {}).get("all", {})
