@@ -71,6 +71,7 @@ bench: system-test $(STAMP) $(WAN)
 	$(PY) bench/consul_requests.py
 	$(PY) bench/scale.py --groups 1,10,25,40
 	$(PY) bench/flapping.py --runs 3
+	$(PY) bench/flapping.py --lock-delays 1s --standby-busy 2.5 --runs 2
 	$(PY) bench/damping_models.py
 	$(PY) bench/report.py
 
