@@ -242,7 +242,7 @@ def merged(old: dict | None, new: dict) -> dict:
               "durations_s": {**old.get("durations_s", {}), **new["durations_s"]}}
     result["soak"] = new["soak"] or old.get("soak")
     result["emulator_after_faults"] = [
-        entry for entry in old.get("emulator_after_faults", [])
+        entry for entry in old.get("emulator_after_faults") or []  # None in records before it
         if set(entry["faults"]) - set(new["faults"])] + new["emulator_after_faults"]
     result["emulator_verdict"] = emulator_verdict(
         [result["soak"] and result["soak"]["emulator"]]
