@@ -6,7 +6,7 @@ both systems run in it at the same time, each with its own record in the same BI
 watching the toy services of ha and hb. Per WAN profile:
   emulator  Wan.measure() under the run's load (after the soak, after the faults): configured vs
             observed delay, RTT and loss, the delayers' lag; a profile is invalid when a
-            measurement was (lab/wan.py's verdict: lag p99 over 10 % of the delay, delay or
+            measurement was (lab/wan.py's verdict: lag p99 over 10 % of the delay or 0.5 ms, delay or
             loss not as configured)
   soak      --soak-seconds without a fault: leadership moves (false failovers), two leaders,
             two sites writing DNS; for consulha also session invalidations, heartbeat and check
