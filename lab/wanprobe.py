@@ -10,11 +10,11 @@ hub's loss rules.
 
 A run is valid (`invalid_reasons` empty) when every delayer runs and the kernel dropped nothing
 from its queue, the delayers' lag p99 (due time to verdict) stays within 10 % of the smallest
-delay they serve (at least 0.5 ms: the same floor as the observed delay's, since a burst of
-packets due together is released one verdict syscall after another, a few microseconds each,
-and on a 2 ms metro link that tail alone is 0.2 ms), each direction's observed one-way p50 is within 10 % (at least 0.5 ms, the
-path's own cost) plus the jitter of its configured delay, and its observed loss is within
-binomial reach of the configured loss (4 sigma and one probe).
+delay they serve, each direction's observed one-way p50 is within 10 % plus the jitter of its
+configured delay, and its observed loss is within binomial reach of the configured loss (4
+sigma and one probe). Both 10 % rules have a floor of 0.5 ms, the path's own cost: a burst of
+packets due together is released one verdict after another, a tail of about 0.25 ms at p99,
+more than 10 % of metro's 2 ms one-way delay.
 """
 
 from __future__ import annotations
