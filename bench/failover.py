@@ -2,7 +2,13 @@
 """Failover benchmark on one machine: real Consul, real BIND, two agent processes.
 
 Scenarios (each run starts fresh agents, site a leading, b standing by):
-  check   - site a's HTTP check starts failing (1 s interval, lock_delay 1 s)
+  check   - site a's HTTP check starts failing (1 s interval, lock_delay 1 s), the default
+            election.leader_probes
+  check-fbc3 - the same with failures_before_critical: 3
+  check-own, check-fbc3-own - the same with leader_probes: true on both sites: a's own probe
+            finds the failure first and releases the lock
+  check-consul-only, check-fbc3-consul-only - the same with leader_probes: false on both
+            sites: Consul's check invalidates a's session, b waits out the lock-delay
   sigkill - site a's agent is SIGKILLed (heartbeat_ttl 3 s, lock_delay 1 s)
   sigstop - site a's agent is frozen (SIGSTOP): Consul's heartbeat probes time out
   stop    - site a's agent gets SIGTERM (graceful handover, no lock-delay)
@@ -41,6 +47,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FAULTS = {
     "check": lambda pair: pair.toy("a").fail(),
     "check-fbc3": lambda pair: pair.toy("a").fail(),
+    "check-consul-only": lambda pair: pair.toy("a").fail(),
+    "check-fbc3-consul-only": lambda pair: pair.toy("a").fail(),
+    "check-own": lambda pair: pair.toy("a").fail(),
+    "check-fbc3-own": lambda pair: pair.toy("a").fail(),
     "sigkill": lambda pair: pair.agents["a"].kill(),
     "sigstop": lambda pair: pair.agents["a"].send(signal.SIGSTOP),
     "stop": lambda pair: pair.agents["a"].send(15),
@@ -48,15 +58,16 @@ FAULTS = {
 }
 
 
-def debounced(pair: SitePair) -> str:
-    """Site a's config with failures_before_critical: 3 on its HTTP check (interval 1 s)."""
-    service = http_service("api", pair.toy("a").url)
-    service["check"]["failures_before_critical"] = 3
-    return pair.config("a", services=[service])
-
-
-# Scenarios whose site a runs another config than the lab's default.
-CONFIGS = {"check-fbc3": debounced}
+def site_config(pair: SitePair, site: str, scenario: str) -> str | None:
+    """The site's config for the scenario; None: the lab's default. check-fbc3*: site a's HTTP
+    check has failures_before_critical: 3 (interval 1 s); *-own: own probes, *-consul-only: none."""
+    probes = {"-own": True, "-consul-only": False}
+    sections = {"election": {"leader_probes": probes[suffix]} for suffix in probes if scenario.endswith(suffix)}
+    services = None
+    if scenario.startswith("check-fbc3") and site == "a":
+        services = [http_service("api", pair.toy("a").url)]
+        services[0]["check"]["failures_before_critical"] = 3
+    return pair.config(site, services=services, **sections) if sections or services else None
 
 
 def request_handover(pair: SitePair) -> None:
@@ -76,14 +87,15 @@ def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, scenario: str,
             plot_to: Path | None = None) -> float:
     pair = SitePair(workdir, consul, named)
     try:
-        pair.start("a", CONFIGS[scenario](pair) if scenario in CONFIGS else None)
+        pair.start("a", site_config(pair, "a", scenario))
         pair.wait_leader("a")
-        pair.start("b")
+        pair.start("b", site_config(pair, "b", scenario))
         pair.wait_candidates("a", "b")
         pair.wait_dns("a")
-        # Let b settle into its blocking read, as in steady state; a debounced check needs a
-        # pass since a's re-registration as leader before Consul 1.8.7 counts its failures.
-        time.sleep(2.5 if scenario in CONFIGS else 0.5)
+        # Let b settle into its blocking read, as in steady state; a debounced check (with own
+        # probes every check is, while a leads) needs a pass since a's re-registration as
+        # leader before Consul 1.8.7 counts its failures.
+        time.sleep(2.5 if scenario.startswith("check") else 0.5)
         samples = [(time.monotonic(), pair.dns_answer())]
         started = time.monotonic()
         FAULTS[scenario](pair)

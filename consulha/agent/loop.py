@@ -13,6 +13,7 @@ Threads besides the main loop:
     heartbeat   consulha.ops.heartbeat: answers the local Consul agent's probes of our heartbeat
                 check (one server per process) while the main loop makes progress
     checks      one per script check, pushing results to TTL checks
+    probes      consulha.agent.ownchecks: while we lead, probes our HTTP/TCP services itself
     hooks       on_promote / on_demote commands
 """
 
@@ -30,14 +31,16 @@ from consulha.agent.failures import FailureRecorder
 from consulha.agent.hooks import HookRunner
 from consulha.agent.lock import LockActions
 from consulha.agent.observe import Observer, SessionMemory
+from consulha.agent.ownchecks import OwnProbes
 from consulha.agent.publisher import DnsPublisher
+from consulha.agent.sessions import RETRY_JITTER, Sessions
 from consulha.agent.transitions import TransitionRecorder
 from consulha.config import Config
 from consulha.consul.control import put_request
 from consulha.consul.health import ScriptChecks
 from consulha.consul.localtruth import explain_blind_catalog
 from consulha.consul.registration import Registrar
-from consulha.consul.store import CheckNotPassing, ConsulRefused, ConsulStore, ConsulUnavailable, HttpPool
+from consulha.consul.store import ConsulRefused, ConsulStore, ConsulUnavailable, HttpPool
 from consulha.consul.watch import WATCH_WAIT, PrefixWatch, SharedWatch
 from consulha.core.backoff import Backoff
 from consulha.core.control import ControlKeys
@@ -54,8 +57,6 @@ from consulha.ops.metrics import Metrics, MetricsServer
 from consulha.ops.sdnotify import GroupNotifier, LoopNotifier
 
 log = logging.getLogger("consulha.agent")
-
-RETRY_JITTER = 0.1  # spread retries so that many groups on one host do not move in lock step
 
 
 class Agent:
@@ -84,6 +85,7 @@ class Agent:
         self.memory = SessionMemory()
         self.control_keys = ControlKeys(cfg.key_prefix)
         self.stop_event = threading.Event()
+        self._wake = threading.Event()  # ends a pass's wait early: stop, or a probe turned critical
         # The heartbeat outlives stop_event until the session is gone: the main loop may still
         # sit in a blocking read, and a heartbeat that failed meanwhile would invalidate the
         # session (lock-delay on its keys) before the graceful release.
@@ -92,7 +94,6 @@ class Agent:
         self._scripts_stop = threading.Event()
         self._last_tick = clock()
         self._published: SiteReport | None = None
-        self._node_name: str | None = None  # of the local Consul agent, read when first needed
         self.registrar = Registrar(cfg, self.keys, self.store, self.heartbeat.url)
         watch_store = self._counted(ConsulStore(cfg.consul, self.timing.request_timeout,
                                                 max_wait=WATCH_WAIT, pool=pool))
@@ -101,28 +102,41 @@ class Agent:
         self._systemd = systemd
         if shared_watch is not None:
             shared_watch.add(self.watch)  # its one read over every group's keys feeds our watch
+        scripts = {self.keys.check_id(s.name): s.check for s in cfg.services if s.check.kind == "script"}
+        self.scripts = ScriptChecks(
+            self._counted(ConsulStore(cfg.consul, self.timing.request_timeout, pool=pool)),
+            scripts, Path(cfg.path).parent, stop=self._scripts_stop,
+            wake=self._wake.set if cfg.election.leader_probes else lambda: None)
+        self.own_probes = OwnProbes({s.name: s.check for s in cfg.services} if cfg.election.leader_probes
+                                    else {}, self._wake.set, self.stop_event, self._scripts_failing)
         self.observer = Observer(self.store, self.keys, self.control_keys, self.timing,
-                                 self.election, cfg.site, cfg, clock, watch=self.watch)
+                                 self.election, cfg.site, cfg, clock, watch=self.watch,
+                                 own_failing=self.own_probes.failing)
         self.publisher = DnsPublisher(cfg.dns, self.dns, self.election, clock, self._hold_off,
                                       self.metrics, self.timing.dns_poll,
                                       self.timing.dns_converge_limit)
         self.failures = FailureRecorder(cfg, self.keys, self.store, self.control_keys)
         self.lock = LockActions(cfg, self.keys, self.store, self.control_keys, self.election,
                                 self.memory, self.timing, clock, self.failures)
+        self.sessions = Sessions(self.lock, self.store, self.memory, self.election, self.timing,
+                                 clock, self.stop_event)
         self.hooks = HookRunner(cfg.hooks, cfg.site, cfg.group)
         self.election.subscribe(self._on_transition)
         self.metrics.follow(self.election, self._making_progress)
         if transitions_file:
             self.election.subscribe(TransitionRecorder(transitions_file, cfg.site, cfg.group))
-        scripts = {self.keys.check_id(s.name): s.check for s in cfg.services if s.check.kind == "script"}
-        self.scripts = ScriptChecks(
-            self._counted(ConsulStore(cfg.consul, self.timing.request_timeout, pool=pool)),
-            scripts, Path(cfg.path).parent, stop=self._scripts_stop)
 
     def _counted(self, store: ConsulStore) -> ConsulStore:
         """Every thread's requests count in consulha_consul_requests_total, not the loop's alone."""
         store.on_request = self.metrics.count_consul_request
         return store
+
+    def _scripts_failing(self) -> tuple[str, ...]:
+        """Our script-checked services whose own verdict is critical, while we act on our own."""
+        if not self.cfg.election.leader_probes:
+            return ()
+        critical = self.scripts.critical()
+        return tuple(s.name for s in self.cfg.services if self.keys.check_id(s.name) in critical)
 
     def _making_progress(self) -> bool:
         return self._clock() - self._last_tick < self.timing.stall_limit
@@ -145,6 +159,7 @@ class Agent:
                                     name=f"{group}/dns", daemon=True)]
         for thread in threads:
             thread.start()
+        self.own_probes.start(f"{group}/probes")
         if self._shared_watch is None:
             # Not joined on stop: it may sit in a blocking read for a minute and holds nothing.
             threading.Thread(target=self.watch.run, args=(self.stop_event,), name=f"{group}/watch",
@@ -188,6 +203,7 @@ class Agent:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self._wake.set()
         self.publisher.wake()
 
     def abandon(self) -> None:
@@ -226,6 +242,7 @@ class Agent:
 
     def _pass(self) -> None:
         self._publish_site_report()
+        self._wake.clear()  # before the read: a probe turning critical from now on ends the wait
         snapshot = self.observer.observe(self.memory)
         self.metrics.observe_control(snapshot.control)
         decision = decide(snapshot, self.policy)
@@ -242,7 +259,7 @@ class Agent:
                             snapshot.control.in_maintenance(self.cfg.site),
                             self.observer.local_checks)
         if decision.wait > 0:
-            self.stop_event.wait(decision.wait)
+            self._wake.wait(decision.wait)
 
     def _act(self, d: Decision, s: Snapshot) -> None:
         if d.failure is not None and self.memory.lost is None:  # set: the watchdog fenced us first
@@ -257,9 +274,9 @@ class Agent:
         elif d.act == Act.HOLD_OFF:
             pass  # the decision's wait is the hold-off
         elif d.act == Act.CREATE_SESSION:
-            self._create_session(paused=s.control.pause is not None)
+            self.sessions.open(paused=s.control.pause is not None)
         elif d.act == Act.SWAP_SESSION:
-            self._swap_session(d, s)
+            self.sessions.swap(d, s)
         elif d.act == Act.DROP_SESSION:
             self.memory.forget_session()
             if not self.election.demote(d.reason, to=Role.INELIGIBLE):
@@ -288,7 +305,7 @@ class Agent:
                 self.store, self.control_keys, d.request.with_state("accepted", to=d.target))
             if accepted:
                 reason = d.reason
-                if reason.cause == Cause.CHECK_FAILED:  # local truth: say why Consul did not act
+                if reason.cause == Cause.CHECK_FAILED and s.local_failing:  # say why Consul did not act
                     reason = replace(reason, detail=f"{reason}; {explain_blind_catalog(self.store)}")
                     log.warning("stepping down: %s", reason)
                 self.lock.hand_over(reason)
@@ -308,51 +325,12 @@ class Agent:
             if d.reason.cause == Cause.DAMPED:
                 self.failures.passed_over(d.reason, s.leader.modify_index)
         elif d.act == Act.ACQUIRE:
-            if not self.lock.acquire(s, d.reason if d.reason.cause == Cause.DAMPED else None):
-                # Refused while lock-delay runs, or lost: retry on a short timer (a blocking
-                # read would not wake us when the delay ends).
+            if not self.own_probes.pass_now() or not self.lock.acquire(
+                    s, d.reason if d.reason.cause == Cause.DAMPED else None):
+                # A probe of ours failing, refused while lock-delay runs, or lost: retry on a
+                # short timer (a blocking read would not wake us when the delay ends).
                 self.memory.leader_index = 0
                 self.stop_event.wait(self.timing.acquire_retry)
-
-    def _create_session(self, paused: bool) -> None:
-        try:
-            session = self.lock.create_session(paused)
-        except CheckNotPassing as error:
-            self.election.ineligible(Reason(Cause.NOT_A_CANDIDATE, f"not a candidate: {error}"))
-            self._wait_for_check_change()
-            return
-        self.memory.new_session(session, paused, self._clock(), self.timing.renew)
-        self.election.candidate(Reason(Cause.SESSION_CREATED, f"session {session[:8]} created: "
-                                       + ("paused, node checks passing" if paused else "every check passing")))
-
-    def _swap_session(self, d: Decision, s: Snapshot) -> None:
-        """Pause or resume: a session's checks cannot change, so take a new one. A leader moves
-        the lock to it without letting anyone in between (see LockActions.reanchor)."""
-        paused = s.control.pause is not None
-        log.info("%s", d.reason)
-        if s.role != Role.LEADER:
-            self.lock.end_session()
-            self._create_session(paused)
-            return
-        try:
-            self.lock.reanchor(paused, s.wall)
-        except CheckNotPassing as error:
-            # Resumed while one of our checks fails: what the pause held back happens now.
-            self.lock.hand_over(Reason(Cause.CHECK_FAILED, f"failover resumed with a failing check: {error}"))
-
-    def _wait_for_check_change(self) -> None:
-        """Refused a session: ask again only once one of our node's checks changed (a blocking
-        query), not on a timer: in an incident, many ineligible groups polling session creation
-        are load on the servers exactly when they are busiest."""
-        if self._node_name is None:
-            self._node_name = self.store.node_name()
-        index = self.memory.checks_index
-        self.memory.checks_index = self.store.wait_node_checks(self._node_name, index,
-                                                               self.timing.standby_wait)
-        if index == 0:  # that answer only gave us an index to block on
-            self.memory.checks_index = self.store.wait_node_checks(
-                self._node_name, self.memory.checks_index, self.timing.standby_wait)
-        self.stop_event.wait(random.uniform(0, RETRY_JITTER))
 
     def _hold_off(self) -> None:
         """DNS carries a newer epoch than ours: stay away from the lock for one session TTL."""
@@ -387,10 +365,15 @@ class Agent:
         log.info("role %s -> %s (epoch %s): %s", transition.old.value, transition.new.value,
                  transition.epoch, transition.reason)
         if transition.new == Role.LEADER:
+            self.own_probes.lead()
+            if self.cfg.election.leader_probes:
+                self.scripts.lagging.set()
             # From inside the promotion: DNS goes out before the win is recorded in history.
             self.publisher.wake()
             self.hooks.submit("promote", transition.epoch, str(transition.reason))
         elif transition.old == Role.LEADER:
+            self.own_probes.stand_by()
+            self.scripts.lagging.clear()
             self.hooks.submit("demote", transition.epoch, str(transition.reason))
             if transition.reason.cause == Cause.SELF_FENCED and self.policy.damping:
                 # A failure unless the lock is still ours on the next pass (RESUME clears it).

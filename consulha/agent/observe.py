@@ -53,7 +53,9 @@ class SessionMemory:
 class Observer:
     def __init__(self, store: ConsulStore, keys: Keys, control_keys: ControlKeys, timing: Timing,
                  election: Election, site: str, cfg, clock: Callable[[], float],
-                 wall_clock: Callable[[], float] = time.time, watch: PrefixWatch | None = None):
+                 wall_clock: Callable[[], float] = time.time, watch: PrefixWatch | None = None,
+                 own_failing: Callable[[], tuple[str, ...]] = tuple):
+        """`own_failing`: our services our own probes find critical (consulha.agent.ownchecks)."""
         self.store = store
         self.keys = keys
         self.control_keys = control_keys
@@ -64,6 +66,7 @@ class Observer:
         self._clock = clock
         self._wall_clock = wall_clock
         self._watch = watch
+        self._own_failing = own_failing
         self.local_checks: dict[str, dict] | None = None  # read when the session was renewed or made
 
     def observe(self, memory: SessionMemory) -> Snapshot:
@@ -78,8 +81,9 @@ class Observer:
         if self.election.role == Role.LEADER:
             _, entry = self.store.get(self.keys.leader)
         else:
-            index, entry = self.store.get(self.keys.leader, index=memory.leader_index,
-                                          wait=self._standby_wait(memory))
+            # A probe of ours failing: decide withdraws us on this answer, not after a wait.
+            since = 0 if self._own_failing() else memory.leader_index
+            index, entry = self.store.get(self.keys.leader, index=since, wait=self._standby_wait(memory))
             memory.leader_index = next_index(memory.leader_index, index)  # lower: start over
         leader = LeaderKey.of(entry)
         control = self._control(memory, fresh=not leader.held and self.election.role != Role.LEADER)
@@ -99,6 +103,7 @@ class Observer:
                         role=self.election.role,
                         role_since=self.election.since, control=control, session=memory.session,
                         session_paused=memory.session_paused, local_failing=memory.local_failing,
+                        own_failing=self._own_failing(),
                         hold_off_until=memory.hold_off_until, lost=memory.lost, **observed)
 
     def _damped(self, control: ControlState, wall: float) -> bool:

@@ -165,6 +165,11 @@ class ElectionConfig:
     preferred_site: str | None = None
     failback_delay: float = 300.0
     damping: DampingConfig = DampingConfig()
+    # The leader probes its own HTTP/TCP services itself and steps down on a failure before
+    # Consul's copy of the check (one result behind while leading) invalidates its session:
+    # the standby then takes the released lock without waiting out the lock-delay. Off until the
+    # chaos suite has passed with it on (issue 30's landing steps).
+    leader_probes: bool = False
 
 
 @dataclass(frozen=True)

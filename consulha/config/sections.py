@@ -63,7 +63,8 @@ def load_config(path: str | os.PathLike, listen_probe: ListenProbe | None = None
         services=_services(top),
         dns=_dns(top.section("dns", _DNS_KEYS, required=True)),
         hooks=_hooks(top.section("hooks", ("on_promote", "on_demote", "timeout"))),
-        election=_election(top.section("election", ("preferred_site", "failback_delay", "damping"))),
+        election=_election(top.section("election", ("preferred_site", "failback_delay", "damping",
+                                                    "leader_probes"))),
         metrics=_metrics(top.section("metrics", ("listen",)), f"{group}/{site}", listen_probe),
     )
     # Warnings are collected while the sections are read, so they are complete only now.
@@ -302,7 +303,9 @@ def _election(election: Mapping) -> ElectionConfig:
         warning = election.error("failback_delay", "has no effect without election.preferred_site")
         election.document.warnings.append(str(warning))
     damping = _damping(election.section("damping", ("enabled", "half_life", "suppress", "max_hold_down")))
-    return ElectionConfig(preferred_site=preferred_site, failback_delay=failback_delay, damping=damping)
+    return ElectionConfig(preferred_site=preferred_site, failback_delay=failback_delay, damping=damping,
+                          leader_probes=election.get("leader_probes", values.boolean,
+                                                     ElectionConfig.leader_probes))
 
 
 def _damping(damping: Mapping) -> DampingConfig:

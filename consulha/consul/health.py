@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from consulha.config import CheckConfig
 from consulha.consul.store import ConsulRefused, ConsulStore, ConsulUnavailable
@@ -51,29 +52,38 @@ class Debounce:
     ourselves: the reported status changes only after that many results in a row. A warning
     counts as a failure towards critical but is reported as it is once passing was left."""
 
-    def __init__(self, failures_before_critical: int = 1, success_before_passing: int = 1):
+    def __init__(self, failures_before_critical: int = 1, success_before_passing: int = 1,
+                 reported: str = "critical"):
         self._needed = {"critical": failures_before_critical, "passing": success_before_passing}
-        # Like a Consul check: critical until it has passed often enough.
-        self.reported = "critical"
-        self._streak: tuple[str, int] = ("critical", 0)
+        # Like a Consul check: critical until it has passed often enough, unless told otherwise.
+        self.reported = reported
+        self._streak: tuple[str, int] = ("passing" if reported == "passing" else "critical", 0)
 
-    def observe(self, status: str) -> str:
+    def observe(self, status: str, extra_failures: int = 0) -> str:
+        """`extra_failures`: this many more failures in a row than configured before critical."""
         kind = "passing" if status == "passing" else "critical"
         count = self._streak[1] + 1 if self._streak[0] == kind else 1
         self._streak = (kind, count)
-        if count >= self._needed[kind]:
+        if count >= self._needed[kind] + (extra_failures if kind == "critical" else 0):
             self.reported = status
         return self.reported
 
 
 class ScriptChecks:
-    """One thread per script check, each pushing its debounced results to the check's TTL."""
+    """One thread per script check, each pushing its debounced results to the check's TTL.
+
+    While we lead with our own probes (consulha.agent.ownchecks), the result pushed to Consul
+    needs one failure more than configured, and the agent acts on its own verdict first: it
+    releases the lock on purpose before Consul's copy invalidates the session."""
 
     def __init__(self, store: ConsulStore, scripts: dict[str, CheckConfig], base_dir: Path,
-                 stop: threading.Event):
+                 stop: threading.Event, wake: Callable[[], None] = lambda: None):
         self._store = store
         self._base_dir = base_dir
         self._stop = stop
+        self._wake = wake
+        self.lagging = threading.Event()  # set while we lead with our own probes
+        self._critical: set[str] = set()  # check IDs whose own verdict is critical
         self._threads = [threading.Thread(target=self._script_loop, args=(check_id, check),
                                           name=f"check {check_id}", daemon=True)
                          for check_id, check in scripts.items()]
@@ -87,6 +97,10 @@ class ScriptChecks:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
+    def critical(self) -> frozenset[str]:
+        """Check IDs whose latest debounced result, as configured, is critical."""
+        return frozenset(self._critical)
+
     def _push(self, check_id: str, status: str, output: str) -> None:
         try:
             self._store.update_ttl(check_id, status, output)
@@ -95,11 +109,18 @@ class ScriptChecks:
             log.debug("could not push %s for %s: %s", status, check_id, error)
 
     def _script_loop(self, check_id: str, check: CheckConfig) -> None:
-        debounce = Debounce(check.failures_before_critical, check.success_before_passing)
+        own = Debounce(check.failures_before_critical, check.success_before_passing)
+        pushed = Debounce(check.failures_before_critical, check.success_before_passing)
         while not self._stop.is_set():
             started = time.monotonic()
             status, output = run_script(check.target, check.timeout, self._base_dir)
             if status != "passing":
                 log.info("script check %s is %s: %s", check_id, status, output[-200:])
-            self._push(check_id, debounce.observe(status), output)
+            if own.observe(status) == "critical":
+                if check_id not in self._critical:
+                    self._critical.add(check_id)
+                    self._wake()
+            else:
+                self._critical.discard(check_id)
+            self._push(check_id, pushed.observe(status, 1 if self.lagging.is_set() else 0), output)
             self._stop.wait(max(0.0, check.interval - (time.monotonic() - started)))

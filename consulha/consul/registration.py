@@ -17,13 +17,16 @@ from consulha.core.keys import Keys
 log = logging.getLogger("consulha.agent")
 
 
-def consul_check(check: CheckConfig) -> dict:
+def consul_check(check: CheckConfig, lagging: bool = False) -> dict:
     """The Consul check definition for a service check. Consul runs HTTP and TCP checks and
-    debounces them itself; script checks become TTL checks that the agent runs and debounces."""
+    debounces them itself; script checks become TTL checks that the agent runs and debounces.
+    `lagging`: we lead and probe our services ourselves (consulha.agent.ownchecks), so Consul's
+    copy turns critical one failure later, as the safety net behind our own step-down."""
     if check.kind == "script":
         return {"TTL": f"{script_ttl(check)}s", "Notes": f"pushed by consulha: {check.target}"}
     return {check.kind.upper(): check.target, "Interval": f"{check.interval}s",
-            "Timeout": f"{check.timeout}s", "FailuresBeforeCritical": check.failures_before_critical,
+            "Timeout": f"{check.timeout}s",
+            "FailuresBeforeCritical": check.failures_before_critical + (1 if lagging else 0),
             "SuccessBeforePassing": check.success_before_passing}
 
 
@@ -94,7 +97,8 @@ class Registrar:
             self.store.register_service(
                 self.keys.service_id(service.name), service.name, tags=[role],
                 meta={"consulha_site": self.cfg.site, "consulha_group": self.cfg.group},
-                port=service.port, check=consul_check(service.check),
+                port=service.port,
+                check=consul_check(service.check, lagging=leading and self.cfg.election.leader_probes),
             )
         self._tags_role = role
         self._maintenance_applied = None  # re-registration may have cleared it: apply again

@@ -18,8 +18,8 @@ The rules, in the order they are tried:
                        service checks) -> SWAP_SESSION (a leader only while the lock is ours)
     leader             the lock not ours -> DEMOTE (a failure of ours unless a takeover explains
                        it); else (the read confirms the lease)
-                       a local check critical (not paused) -> HAND_OVER to anyone, a failure (local truth:
-                       the catalog may not know yet, or ever); expired request -> EXPIRE_REQUEST; own maintenance -> HAND_OVER to the
+                       a local check or own probe critical (not paused) -> HAND_OVER to anyone, a
+                       failure (local truth: the catalog may not know yet, or ever); expired request -> EXPIRE_REQUEST; own maintenance -> HAND_OVER to the
                        chosen site (or stay when none and not forced); pending request ->
                        HAND_OVER or REFUSE_REQUEST; else CONFIRM
     standby, lock ours we fenced ourselves and the lock never left us: RESUME at the same epoch,
@@ -94,6 +94,7 @@ class Snapshot:
     session_alive: bool = True       # False: a renewal in this pass found the session gone
     session_paused: bool = False     # our session was made for a paused group (no service checks)
     local_failing: tuple[str, ...] = ()  # our services whose check the local agent sees critical
+    own_failing: tuple[str, ...] = ()    # ... whose own probes are critical (consulha.agent.ownchecks)
     leader: LeaderKey | None = None  # read in this pass whenever we have a session
     read_sent_at: float = 0.0        # send time of that read: what a confirmation proves
     free_since: float | None = None  # when we first saw the leader key free in its current state
@@ -177,10 +178,15 @@ def _damped_sites(s: Snapshot, policy: Policy) -> set[str]:
 
 def _local_truth(s: Snapshot) -> Reason | None:
     """While not paused, a check the local agent sees critical disqualifies us, whatever the
-    catalog says (it can be blind: a local agent the servers refuse to sync)."""
-    if not s.local_failing or s.control.pause is not None:
+    catalog says (it can be blind: a local agent the servers refuse to sync), and so does a
+    service our own probes find critical (Consul's copy lags one failure while we lead)."""
+    if s.control.pause is not None:
         return None
-    return Reason(Cause.CHECK_FAILED, f"local check critical: {', '.join(s.local_failing)}")
+    if s.local_failing:
+        return Reason(Cause.CHECK_FAILED, f"local check critical: {', '.join(s.local_failing)}")
+    if s.own_failing:
+        return Reason(Cause.CHECK_FAILED, f"check failed: {', '.join(s.own_failing)} (own probe)")
+    return None
 
 
 def _lead(s: Snapshot, policy: Policy) -> Decision:

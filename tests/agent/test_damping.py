@@ -8,7 +8,7 @@ import json
 import pytest
 
 from lab.pair import wait_until
-from tests.agent.test_operations import a_fails_once, consulha
+from tests.agent.test_operations import a_fails_once, consulha, wait_back_in_election
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +57,7 @@ def test_handover_and_takeover_still_move_leadership_to_a_damped_site_when_asked
     lab.toy("a").fail()
     lab.wait_leader("b")
     lab.toy("a").recover()
+    wait_back_in_election(lab, "a")
     lab.wait_candidates("a", "b")
     assert status(config)["failures"]["a"]["total"] == 2
     done = consulha("takeover", "-c", config, "--site", "a", "--yes", "--json")

@@ -33,6 +33,17 @@ def a_leads_b_stands_by(lab, **sections):
     return config_a, first
 
 
+def wait_back_in_election(lab, site: str) -> None:
+    """After `site` stepped down on a failing service that is back: out of the election (its own
+    probe or Consul's check failing), then in again with a new session, whichever way it went."""
+    def back() -> bool:
+        of_site = [t for t in lab.transitions() if t["site"] == site]
+        stepped = [i for i, t in enumerate(of_site) if t["old"] == "leader"]
+        return bool(stepped) and stepped[-1] < len(of_site) - 1 and (
+            of_site[-1]["old"], of_site[-1]["role"]) == ("ineligible", "standby")
+    wait_until(back, 20, what=f"{site} a candidate again", logs=lab.logs)
+
+
 def a_fails_once(lab, **sections):
     """a leads, its service fails, b takes over, a's service comes back: a is a standby again
     (and, with flap damping, damped)."""
@@ -40,6 +51,8 @@ def a_fails_once(lab, **sections):
     lab.toy("a").fail()
     lab.wait_leader("b")
     lab.toy("a").recover()
+
+    wait_back_in_election(lab, "a")
     lab.wait_candidates("a", "b")
     return config_a, first
 

@@ -88,10 +88,15 @@ def test_12_raft_leader_server_killed(scenario):
     settle_unchanged(scenario, fault, heal)
 
 
-def test_17_leader_client_data_dir_lost_then_a_service_fails(scenario):
+@pytest.mark.parametrize("probes", [
+    pytest.param("own", marks=pytest.mark.agent_sections(election={"leader_probes": True})),
+    pytest.param("consul", marks=pytest.mark.agent_sections(election={"leader_probes": False}))])
+def test_17_leader_client_data_dir_lost_then_a_service_fails(scenario, probes):
     """The leader host's Consul client restarts with its data dir lost: new node ID, same name,
     so the servers refuse its every sync and the catalog keeps a's old checks passing. Then a's
-    service fails: only the local agent knows. Local truth makes a step down; DNS must name b."""
+    service fails: only the local agent knows, and a's own probe. With own probes
+    a steps down on its probe; with Consul's checks alone, local truth makes it step down and
+    names the stale node. Either way DNS must name b."""
     lab = scenario.lab
     client = lab.consul["ha"]
     node_id = (client.dir / "data" / "node-id").read_text()
@@ -108,7 +113,10 @@ def test_17_leader_client_data_dir_lost_then_a_service_fails(scenario):
     scenario.wait_names("b", 20, since=fault, key="failover_s")
     stepped = scenario.demotions("a", since=fault)
     assert stepped and stepped[0].cause == Cause.CHECK_FAILED, stepped
-    assert "has ID" in stepped[0].reason, stepped[0].reason  # names the stale node
+    if probes == "own":
+        assert stepped[0].reason == "check failed: api (own probe)", stepped[0].reason
+    else:
+        assert "has ID" in stepped[0].reason, stepped[0].reason  # names the stale node
     heal = scenario.now()
     # Give the client its old identity back, so the next scenarios see a synced catalog.
     client.kill()

@@ -467,3 +467,12 @@ def test_validate_names_a_heartbeat_address_this_host_cannot_listen_on(tmp_path)
     assert load_config(path).session.heartbeat_address == "192.0.2.1"  # the agent's own host may have it
     with pytest.raises(ConfigError, match="session.heartbeat_address: cannot listen on 192.0.2.1"):
         load_config(path, HostListenProbe())
+
+
+def test_leader_probes_default_off_and_take_a_boolean_only(tmp_path):
+    assert load_config(write_config(tmp_path, BASE)).election.leader_probes is False
+    on = load_config(write_config(tmp_path, BASE + "election: {leader_probes: true}\n"))
+    assert on.election.leader_probes is True
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_config(tmp_path, BASE + "election: {leader_probes: sometimes}\n"))
+    assert (caught.value.key_path, caught.value.line) == ("election.leader_probes", BASE.count("\n") + 1)

@@ -185,6 +185,16 @@ ROWS = [
     ("standby, local check critical: withdraw", snap(local_failing=("api",)), POLICY, Act.WITHDRAW, Cause.CHECK_FAILED),
     ("no session, local check critical: stay out", snap(session=None, leader=None, local_failing=("api",)), POLICY,
      Act.WITHDRAW, Cause.CHECK_FAILED),
+    # -- own probes: the leader finds its service failing before Consul's copy of the check does
+    ("leader, own probe critical: step down", leading(own_failing=("api",)), POLICY, Act.HAND_OVER,
+     Cause.CHECK_FAILED),
+    ("paused leader, own probe critical: keep the lock",
+     leading(own_failing=("api",), control=control(pause=PAUSE), session_paused=True), POLICY, Act.CONFIRM,
+     Cause.COMPETING),
+    ("standby, own script verdict critical: withdraw", snap(own_failing=("api",)), POLICY, Act.WITHDRAW,
+     Cause.CHECK_FAILED),
+    ("leader that lost the lock, own probe critical: demote", leading(own_failing=("api",), leader=HELD_BY_B),
+     POLICY, Act.DEMOTE, Cause.LOCK_HELD_BY_OTHER),
     # -- pause: nobody takes a free lock, no service check in the sessions, handover still works
     ("paused, standby with a full session: swap it", snap(control=control(pause=PAUSE)), POLICY, Act.SWAP_SESSION,
      Cause.PAUSED),
@@ -351,3 +361,11 @@ def test_every_valid_session_config_gives_consistent_intervals(ttl, lock_delay):
 def test_a_broken_relation_is_refused_at_construction():
     with pytest.raises(ValueError, match="lease < lock_delay"):
         replace(T, lease=T.lock_delay)
+
+
+def test_the_step_down_names_the_source_of_the_failure():
+    own = decide(leading(own_failing=("api", "db")), POLICY)
+    local = decide(leading(local_failing=("api",), own_failing=("db",)), POLICY)
+    assert (own.reason.detail, local.reason.detail) == ("check failed: api, db (own probe)",
+                                                         "local check critical: api")
+    assert own.failure == own.reason  # a lost leadership of our own fault: damping counts it

@@ -103,7 +103,7 @@ def test_each_metric_and_endpoint_changes_on_a_failover(lab):
     assert b2.value("consulha_dns_convergence_seconds_count") == 1
     assert a2.value("consulha_check_status", service="api") == 2
     assert b2.value("consulha_check_status", service="api") == 0
-    assert codes(ports["a"]) == (503, 503, 200)  # a cannot compete now: neither role answers 200
+    assert codes(ports["a"]) == (503, 503, 200), lab.logs()  # a cannot compete now: neither role answers 200
     assert codes(ports["b"]) == (200, 503, 200)
     lab.toy("a").recover()
     wait_until(lambda: codes(ports["a"]) == (503, 200, 200), 15, what="a to stand by again",
