@@ -61,8 +61,10 @@ FAULTS = {
 def site_config(pair: SitePair, site: str, scenario: str) -> str | None:
     """The site's config for the scenario; None: the lab's default. check-fbc3*: site a's HTTP
     check has failures_before_critical: 3 (interval 1 s); *-own: own probes, *-consul-only: none."""
-    probes = {"-own": True, "-consul-only": False}
-    sections = {"election": {"leader_probes": probes[suffix]} for suffix in probes if scenario.endswith(suffix)}
+    sections = {}
+    for suffix, leader_probes in (("-own", True), ("-consul-only", False)):
+        if scenario.endswith(suffix):
+            sections = {"election": {"leader_probes": leader_probes}}
     services = None
     if scenario.startswith("check-fbc3") and site == "a":
         services = [http_service("api", pair.toy("a").url)]

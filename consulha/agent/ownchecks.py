@@ -23,10 +23,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
 from consulha.config import CheckConfig
-from consulha.consul.health import Debounce
+from consulha.core.verdict import CRITICAL, PASSING, CheckVerdict, http_status
 
 log = logging.getLogger("consulha.agent")
 
@@ -34,23 +34,22 @@ PROBED_KINDS = ("http", "tcp")  # script checks run in consulha.consul.health, w
 
 
 def probe(check: CheckConfig) -> tuple[str, str]:
-    """One probe as Consul's agent would run it: (status, output). An HTTP answer 2xx passes,
-    429 warns, anything else or no answer within the timeout is critical; a TCP check passes
-    when the connection opens. Never raises."""
+    """One probe as Consul's agent would run it: (status, output), judged by
+    consulha.core.verdict (no answer within the timeout is critical; redirects are followed, as
+    Consul's do). Never raises."""
     try:
         if check.kind == "tcp":
             host, _, port = check.target.rpartition(":")
             socket.create_connection((host.strip("[]"), int(port)), timeout=check.timeout).close()
-            return "passing", f"TCP connect {check.target}: success"
+            return PASSING, f"TCP connect {check.target}: success"
         request = urllib.request.Request(check.target, headers={"User-Agent": "consulha probe"})
         with urllib.request.urlopen(request, timeout=check.timeout) as answer:
             code = answer.status
     except urllib.error.HTTPError as error:
         code = error.code
     except (OSError, http.client.HTTPException, ValueError) as error:
-        return "critical", f"{check.kind.upper()} {check.target}: {error}"
-    status = "passing" if 200 <= code < 300 else "warning" if code == 429 else "critical"
-    return status, f"HTTP GET {check.target}: {code}"
+        return CRITICAL, f"{check.kind.upper()} {check.target}: {error}"
+    return http_status(code), f"HTTP GET {check.target}: {code}"
 
 
 class OwnProbes:
@@ -107,7 +106,7 @@ class OwnProbes:
         """Probe every service once, now: True when none is critical (no debounce: a standby
         takes no free lock on a failing probe, and asks again on its next pass)."""
         failing = [(name, output) for name, check in self._checks.items()
-                   for status, output in [self._probe(check)] if status == "critical"]
+                   for status, output in [self._probe(check)] if status == CRITICAL]
         failing += [(name, "script check critical") for name in self._scripts_failing()]
         for name, output in failing:
             log.warning("lock free, not taking it: own probe of %s critical: %s", name, output[-200:])
@@ -123,11 +122,13 @@ class OwnProbes:
 
     def _probe_until_changed(self, generation: int, leading: bool, failing: tuple[str, ...]) -> None:
         """Leading: every service, each starting passing (the session needed it); standing by:
-        the failing ones, each starting critical, until none is left."""
+        the failing ones, each starting critical, until none is left. Each result counts as
+        Consul counts it (consulha.core.verdict)."""
         names = list(self._checks) if leading else list(failing)
-        debounce = {name: Debounce(self._checks[name].failures_before_critical,
-                                   self._checks[name].success_before_passing,
-                                   reported="passing" if leading else "critical") for name in names}
+        verdicts = {name: CheckVerdict(self._checks[name].failures_before_critical,
+                                       self._checks[name].success_before_passing,
+                                       reported=PASSING if leading else CRITICAL, registered=False)
+                    for name in names}
         due = {name: time.monotonic() for name in names}
         while due and not self._stop.is_set():
             name = min(due, key=due.get)
@@ -136,18 +137,18 @@ class OwnProbes:
             check = self._checks[name]
             due[name] = time.monotonic() + check.interval
             status, output = self._probe(check)
-            verdict = debounce[name].observe(status)
+            verdict = verdicts[name].observe(status)
             with self._lock:
                 if generation != self._generation:
                     return  # our role changed meanwhile: start over
                 was = name in self._failing
-                now = (set(self._failing) | {name}) if verdict == "critical" else (set(self._failing) - {name})
+                now = (set(self._failing) | {name}) if verdict == CRITICAL else (set(self._failing) - {name})
                 self._failing = tuple(n for n in self._checks if n in now)
-                if not leading and was and verdict != "critical":
+                if not leading and was and verdict != CRITICAL:
                     del due[name]
                     log.info("own probe of %s passes again", name)
                 if not self._leading and not self._failing:
                     self._probing.clear()
-            if verdict == "critical" and not was:
+            if verdict == CRITICAL and not was:
                 log.warning("own probe of %s critical: %s", name, output[-200:])
                 self._wake()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from consulha.agent.lock import LockActions
 from consulha.agent.observe import SessionMemory

@@ -111,6 +111,17 @@ def test_a_leader_reports_a_service_critical_after_its_debounce_and_wakes_the_lo
     assert len(wakes) == 1 and probes.failing() == ("api",)
 
 
+def test_a_warning_between_two_failures_starts_no_handover(stop):
+    """Consul counts a warning as a success: it ends the failure streak (consulha.core.verdict)."""
+    script = ScriptedProbe(api=["critical", "warning"] * 20 + ["warning"])
+    wakes = []
+    probes = OwnProbes(checks("api", fall=2), lambda: wakes.append(1), stop, run_probe=script)
+    probes.start("probes")
+    probes.lead()
+    assert wait_for(lambda: script.calls["api"] >= 41)
+    assert probes.failing() == () and wakes == []
+
+
 def test_a_standby_probes_nothing_and_a_new_leadership_starts_with_a_clean_slate(stop):
     script = ScriptedProbe(api=["critical"], db=["passing"])
     probes = OwnProbes(checks("api", "db"), lambda: None, stop, run_probe=script)
