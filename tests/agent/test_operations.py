@@ -158,7 +158,9 @@ def test_takeover_of_a_frozen_leader(lab):
     assert lab.soa_serial() == serial, "the resumed stale leader wrote DNS"
     assert lab.named_fence() == fence
     assert lab.leader()["site"] == "b"
-    history = json.loads(consulha("history", "-c", config, "--json").stdout)
+    shown = consulha("history", "-c", config, "--json")
+    assert shown.returncode == 0, shown.stdout + shown.stderr + lab.logs()
+    history = json.loads(shown.stdout)
     assert [h for h in history if h["to"]][-1]["cause"].startswith("takeover by ")
     # The frozen leader's lock moved on while it was frozen: a failure of its own (damping).
     assert history[-1]["kind"] == "failure" and history[-1]["cause"].startswith("site a lost leadership at epoch")
