@@ -244,6 +244,12 @@ class Agent:
         self._publish_site_report()
         self._wake.clear()  # before the read: a probe turning critical from now on ends the wait
         snapshot = self.observer.observe(self.memory)
+        if snapshot.role == Role.LEADER and self.election.fence_if_expired():
+            # The lease ran out while this pass observed (a freeze, a stall): our leadership
+            # ended then, as the watchdog would record within its next step, whatever the
+            # snapshot found since (the session gone, the lock taken). The next pass decides
+            # from the new role; acting on this one would record a later end.
+            return
         self.metrics.observe_control(snapshot.control)
         decision = decide(snapshot, self.policy)
         led = snapshot.role == Role.LEADER

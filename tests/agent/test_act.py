@@ -523,3 +523,24 @@ def test_a_local_truth_step_down_says_which_node_blinds_the_catalog(clock):
     agent, snapshot = leading_agent(store, clock, local_failing=("api",))
     agent._act(Decision(Act.HAND_OVER, Reason(Cause.CHECK_FAILED, "local check critical: api")), snapshot)
     assert agent.election.role == Role.STANDBY and store.finished()
+
+
+def test_a_pass_that_outlived_the_lease_fences_first_and_acts_on_nothing(clock):
+    """Frozen mid-pass (SIGSTOP): on resume the pass finds our session gone, which the heartbeat
+    lost meanwhile. The lease ran out before that, so that is when the leadership ended: the
+    pass self-fences (as the watchdog would) instead of recording a later demotion for the
+    session, whichever of the two threads runs first after the freeze."""
+    store = ScriptedStore()  # no request: the next pass deals with the session
+    agent, snapshot = leading_agent(store, clock)
+    agent._publish_site_report = lambda: None
+    moves = []
+    agent.election.subscribe(moves.append)
+
+    def observe_through_a_freeze(memory):
+        clock.now += 10.0
+        return replace(snapshot, now=clock.now, session_alive=False)
+
+    agent.observer.observe = observe_through_a_freeze
+    agent._pass()
+    assert [(m.new, m.reason.cause) for m in moves] == [(Role.STANDBY, Cause.SELF_FENCED)]
+    assert agent.memory.session == SESSION and store.finished()
