@@ -167,9 +167,8 @@ class ElectionConfig:
     damping: DampingConfig = DampingConfig()
     # The leader probes its own HTTP/TCP services itself and steps down on a failure before
     # Consul's copy of the check (one result behind while leading) invalidates its session:
-    # the standby then takes the released lock without waiting out the lock-delay. Off until the
-    # chaos suite has passed with it on (issue 30's landing steps).
-    leader_probes: bool = False
+    # the standby then takes the released lock without waiting out the lock-delay.
+    leader_probes: bool = True
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,7 @@ def test_failback_after_the_delay_and_not_before(lab):
     lab.wait_dns("a")
     history = json.loads(consulha("history", "-c", config, "--json").stdout)
     assert history[-1]["cause"].startswith("failback by ")
-    assert any(h["cause"] == "check failed: api" for h in history), history
+    assert any(h["cause"] == "check failed: api (own probe)" for h in history), history
 
 
 def test_failback_waits_for_the_hold_down_too(lab):

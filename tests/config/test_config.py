@@ -469,10 +469,10 @@ def test_validate_names_a_heartbeat_address_this_host_cannot_listen_on(tmp_path)
         load_config(path, HostListenProbe())
 
 
-def test_leader_probes_default_off_and_take_a_boolean_only(tmp_path):
-    assert load_config(write_config(tmp_path, BASE)).election.leader_probes is False
-    on = load_config(write_config(tmp_path, BASE + "election: {leader_probes: true}\n"))
-    assert on.election.leader_probes is True
+def test_leader_probes_default_on_and_take_a_boolean_only(tmp_path):
+    assert load_config(write_config(tmp_path, BASE)).election.leader_probes is True
+    off = load_config(write_config(tmp_path, BASE + "election: {leader_probes: false}\n"))
+    assert off.election.leader_probes is False
     with pytest.raises(ConfigError) as caught:
         load_config(write_config(tmp_path, BASE + "election: {leader_probes: sometimes}\n"))
     assert (caught.value.key_path, caught.value.line) == ("election.leader_probes", BASE.count("\n") + 1)
