@@ -18,6 +18,15 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
+def answer(handler: http.server.BaseHTTPRequestHandler, code: int, body: str) -> None:
+    """Send one complete HTTP answer: `code` with `body` as text."""
+    data = body.encode()
+    handler.send_response(code)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class ToyService:
     """Serves GET /health on 127.0.0.1: 200 while `healthy`, 503 after `fail()`."""
 
@@ -28,12 +37,7 @@ class ToyService:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                code = 200 if toy.healthy else 503
-                body = f"{toy.name} {'ok' if toy.healthy else 'failing'}\n".encode()
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                answer(self, 200 if toy.healthy else 503, f"{toy.name} {'ok' if toy.healthy else 'failing'}\n")
 
             def log_message(self, *args):
                 pass

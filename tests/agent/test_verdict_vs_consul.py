@@ -15,7 +15,7 @@ from consulha.config import CheckConfig, ConsulConfig
 from consulha.consul.store import ConsulStore
 from consulha.core.verdict import CRITICAL, PASSING, CheckVerdict
 from lab.pair import wait_until
-from lab.toy import ToyTcpService
+from lab.toy import ToyTcpService, answer
 
 pytestmark = pytest.mark.integration
 
@@ -70,11 +70,7 @@ class ScriptedService:
                 return self.answer(answer)
 
             def answer(self, code: int):
-                body = f"answer {code}\n".encode()
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                answer(self, code, f"answer {code}\n")
 
             def log_message(self, *args):
                 pass
