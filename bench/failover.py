@@ -5,18 +5,19 @@ Scenarios (each run starts fresh agents, site a leading, b standing by):
   check   - site a's HTTP check starts failing (1 s interval, lock_delay 1 s), the default
             election.leader_probes
   check-fbc3 - the same with failures_before_critical: 3
-  check-own, check-fbc3-own - the same with leader_probes: true on both sites: a's own probe
-            finds the failure first and releases the lock
-  check-consul-only, check-fbc3-consul-only - the same with leader_probes: false on both
-            sites: Consul's check invalidates a's session, b waits out the lock-delay
   sigkill - site a's agent is SIGKILLed (heartbeat_ttl 3 s, lock_delay 1 s)
   sigstop - site a's agent is frozen (SIGSTOP): Consul's heartbeat probes time out
   stop    - site a's agent gets SIGTERM (graceful handover, no lock-delay)
   handover - `consulha handover --to b` (planned switchover; request recorded, then polled)
+Any scenario with a suffix, for the A/B of election.leader_probes in one invocation:
+  -own        leader_probes: true on both sites (for check: a's own probe finds the failure
+              first and releases the lock)
+  -consul-only  leader_probes: false on both sites (for check: Consul's check invalidates a's
+              session, b waits out the lock-delay)
 Measured: time from the fault to every verify server answering site b (DNS polled every 10 ms).
 Prints median / p95 / max and writes bench/results/failover.json.
 
-Usage: bench/failover.py [--runs N] [--scenarios check,sigkill,sigstop,stop]
+Usage: bench/failover.py [--runs N] [--scenarios check,sigkill,sigstop,stop,check-own,check-consul-only,...]
 """
 
 from __future__ import annotations
@@ -44,13 +45,10 @@ from lab.site import http_service  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+PROBE_SUFFIXES = {"-own": True, "-consul-only": False}   # election.leader_probes per suffix
 FAULTS = {
     "check": lambda pair: pair.toy("a").fail(),
     "check-fbc3": lambda pair: pair.toy("a").fail(),
-    "check-consul-only": lambda pair: pair.toy("a").fail(),
-    "check-fbc3-consul-only": lambda pair: pair.toy("a").fail(),
-    "check-own": lambda pair: pair.toy("a").fail(),
-    "check-fbc3-own": lambda pair: pair.toy("a").fail(),
     "sigkill": lambda pair: pair.agents["a"].kill(),
     "sigstop": lambda pair: pair.agents["a"].send(signal.SIGSTOP),
     "stop": lambda pair: pair.agents["a"].send(15),
@@ -58,11 +56,19 @@ FAULTS = {
 }
 
 
+def fault_of(scenario: str) -> str:
+    """The fault a scenario injects: its name without a leader_probes suffix."""
+    for suffix in PROBE_SUFFIXES:
+        if scenario.endswith(suffix):
+            return scenario.removesuffix(suffix)
+    return scenario
+
+
 def site_config(pair: SitePair, site: str, scenario: str) -> str | None:
     """The site's config for the scenario; None: the lab's default. check-fbc3*: site a's HTTP
     check has failures_before_critical: 3 (interval 1 s); *-own: own probes, *-consul-only: none."""
     sections = {}
-    for suffix, leader_probes in (("-own", True), ("-consul-only", False)):
+    for suffix, leader_probes in PROBE_SUFFIXES.items():
         if scenario.endswith(suffix):
             sections = {"election": {"leader_probes": leader_probes}}
     services = None
@@ -100,7 +106,7 @@ def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, scenario: str,
         time.sleep(2.5 if scenario.startswith("check") else 0.5)
         samples = [(time.monotonic(), pair.dns_answer())]
         started = time.monotonic()
-        FAULTS[scenario](pair)
+        FAULTS[fault_of(scenario)](pair)
 
         def answers_b():
             samples.append((time.monotonic(), pair.dns_answer()))
@@ -120,7 +126,7 @@ def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, scenario: str,
                           [(t, ",".join(a) or "none") for t, a in samples], time.monotonic(), plot_to)
         return took
     finally:
-        if scenario == "sigstop":
+        if fault_of(scenario) == "sigstop":
             pair.agents["a"].send(signal.SIGCONT)  # so that it can be stopped
         pair.close()
 
@@ -165,7 +171,7 @@ def main() -> int:
     parser.add_argument("--scenarios", default="check,sigkill,stop,handover")
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
-    unknown = set(scenarios) - set(FAULTS)
+    unknown = {s for s in scenarios if fault_of(s) not in FAULTS}
     if unknown or args.runs < 1:
         parser.error(f"unknown scenarios {sorted(unknown)} or --runs < 1")
     results = {}

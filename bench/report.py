@@ -14,7 +14,7 @@ from bench.failover import table_row  # noqa: E402
 from bench.flapping import table as flapping_table  # noqa: E402
 from bench.idle import table_lines as idle_table  # noqa: E402
 from bench.scale import table as scale_table  # noqa: E402
-from bench.wan_render import figures_lines as wan_tables  # noqa: E402
+from bench.wan_tables import figures_lines as wan_tables  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -6,8 +6,9 @@ both systems run in it at the same time, each with its own record in the same BI
 watching the toy services of ha and hb. Per WAN profile:
   emulator  Wan.measure() under the run's load (after the soak, after the faults): configured vs
             observed delay, RTT and loss, the delayers' lag; a profile is invalid when a
-            measurement was (lab/wan.py's verdict: lag p99 over 10 % of the delay or 0.5 ms, delay or
-            loss not as configured)
+            measurement was (lab/wanprobe.py's verdict: a delayer's lag p50 over 10 % of the delay,
+            its p99 over half of it, delay or loss not as configured); 300 probes per host pair,
+            enough to see 0.5-5 % loss
   soak      --soak-seconds without a fault: leadership moves (false failovers), two leaders,
             two sites writing DNS; for consulha also session invalidations, heartbeat and check
             flaps, serf suspicions, Raft elections (Consul's logs) and the latency of consistent
@@ -16,12 +17,16 @@ watching the toy services of ha and hb. Per WAN profile:
             hosts cut off), handover (planned; consulha only: the ZooKeeper design has none),
             --runs each: median / p95 / max until every verify server answers site b, late
             (> 30 s) and missed failovers, extra moves, the chaos suite's invariants (consulha)
-Writes bench/results/wan.json (merged per profile), bench/results/wan.png and docs/wan.md's
-tables; --quick writes bench/results/wan-quick.{json,png} and leaves docs/wan.md alone.
+  systems   consulha, consulha-consul-only (consulha with election.leader_probes: false, the
+            path before own probes; not in the same invocation as consulha: one lab runs one
+            consulha at a time), zookeeper
+Writes bench/results/wan.json (merged per profile and system: an invocation replaces only the
+figures it measured), bench/results/wan.png, docs/wan.md's tables and the README's summary;
+--quick writes bench/results/wan-quick.{json,png} and leaves the docs alone.
 
 Usage: bench/wan.py [--quick] [--profiles lan,regional,...] [--faults check,...]
                     [--runs N | --runs lan=5,bad=3,...] [--soak-seconds S | --soak-seconds lan=180,...]
-                    [--systems consulha,zookeeper]
+                    [--systems consulha,zookeeper | consulha-consul-only]
 (--runs and --soak-seconds: one number for every profile, or per profile over the defaults)
 """
 
@@ -57,6 +62,9 @@ SOAK_S, QUICK_SOAK_S, QUICK_RUNS = 600.0, 60.0, 2
 NOT_STARTED = (AssertionError, RuntimeError, TimeoutError)
 RUN_BOUND_S = 60.0   # a fault run waits this long for the failover (after 30 s it is late)
 SETTLE_S = 3.0       # after the failover: a flap back would show here
+# The emulator's measurement: 300 probes per host pair see 0.5 % loss (20 saw none), 3 s.
+PROBES, PROBE_INTERVAL_S = 300, 0.01
+SYSTEMS = ("consulha", "consulha-consul-only", "zookeeper")
 OLD, NEW = "a", "b"
 
 
@@ -78,7 +86,7 @@ class Bench:
         """Each of `systems` on a fresh run: site a active, DNS on a (a running system restarts
         its agents, ZooKeeper keeps its ensemble). consulha first: its reset heals the network
         for everyone."""
-        for system in sorted(systems, key=lambda s: s.name != "consulha"):
+        for system in sorted(systems, key=lambda s: not isinstance(s, ConsulhaSystem)):
             self.running.add(system.name)   # a start that fails half-way is stopped at the end
             begun = time.monotonic()
             system.start(self.lab)
@@ -104,7 +112,7 @@ class Bench:
             since = time.monotonic()
             time.sleep(seconds)
             until = time.monotonic()
-            emulator = self.wan.measure()   # under the soak's load; the delayers' lag since the last
+            emulator = self.measure()   # under the soak's load; the delayers' lag since the last
         finally:
             polls, read_latency = poller.stop(), latency.stop()
         result = {"seconds": round(until - since, 1), "at": utc_now(), "emulator": emulator, "systems": {}}
@@ -121,7 +129,7 @@ class Bench:
         return result
 
     def fault_run(self, fault: str) -> dict[str, FaultRun]:
-        systems = [s for s in self.systems if s.name == "consulha" or fault not in CONSULHA_ONLY]
+        systems = [s for s in self.systems if isinstance(s, ConsulhaSystem) or fault not in CONSULHA_ONLY]
         self.start(systems)
         poller = Poller(self.lab, systems, self.servers, 0.05, RUN_BOUND_S + SETTLE_S + 30).start()
         started = time.monotonic()
@@ -169,6 +177,9 @@ class Bench:
         elif fault == "isolation":
             self.lab.net.heal()
 
+    def measure(self) -> dict:
+        return self.wan.measure(count=PROBES, interval_s=PROBE_INTERVAL_S)
+
     def _consulha(self) -> ConsulhaSystem | None:
         return next((s for s in self.systems if isinstance(s, ConsulhaSystem)), None)
 
@@ -191,7 +202,7 @@ class Bench:
         if result["soak"]:
             took["soak_s"] = time.monotonic() - took["started"]
         for fault in faults:
-            if not any(s.name == "consulha" or fault not in CONSULHA_ONLY for s in self.systems):
+            if not any(isinstance(s, ConsulhaSystem) or fault not in CONSULHA_ONLY for s in self.systems):
                 continue   # nobody to take it (handover without consulha)
             begun, outcomes = time.monotonic(), {s.name: [] for s in self.systems}
             for run in range(runs):
@@ -211,12 +222,13 @@ class Bench:
                           + (f" VIOLATIONS {outcome.violations}" if outcome.violations else ""),
                           flush=True)
             result["faults"][fault] = {
-                name: {"skipped": CONSULHA_ONLY[fault]} if name != "consulha" and fault in CONSULHA_ONLY
+                name: {"skipped": CONSULHA_ONLY[fault]} if name == "zookeeper" and fault in CONSULHA_ONLY
                 else summarise_runs(rows) | {"at": utc_now()} for name, rows in outcomes.items()}
             took[f"{fault}_run_s"] = (time.monotonic() - begun) / max(1, runs)
         # The delayers' lag since the soak's measurement: one measurement for these fault series.
         taken = list(result["faults"])
-        result["emulator_after_faults"] = [{"faults": taken, "measurement": self.wan.measure()}] if taken else []
+        result["emulator_after_faults"] = [{"faults": taken, "systems": [s.name for s in self.systems],
+                                            "measurement": self.measure()}] if taken else []
         took.pop("started")
         took |= {f"{name}_start_s": sum(values) / len(values) for name, values in self.start_seconds.items()}
         result["durations_s"] = {k: round(v, 1) for k, v in took.items()}
@@ -235,19 +247,31 @@ def settings_doc(profile: str) -> dict:
 
 def merged(old: dict | None, new: dict) -> dict:
     """A profile's new results over its old ones: a run without a soak (--soak-seconds 0) keeps
-    the last soak, a run of some faults the others' last figures, each with the emulator
-    measurement taken with it; the emulator verdict covers every measurement kept."""
+    the last soak, a run of some faults or systems the others' last figures, each with the
+    emulator measurement taken with it; the emulator verdict covers every measurement kept."""
     old = old or {}
-    result = {**old, **new, "faults": {**old.get("faults", {}), **new["faults"]},
+    faults = {**old.get("faults", {})}
+    for fault, rows in new["faults"].items():
+        faults[fault] = {**faults.get(fault, {}), **rows}
+    result = {**old, **new, "faults": faults,
               "durations_s": {**old.get("durations_s", {}), **new["durations_s"]}}
     result["soak"] = new["soak"] or old.get("soak")
+    kept = {(fault, system) for fault, rows in old.get("faults", {}).items() for system in rows} - {
+        (fault, system) for fault, rows in new["faults"].items() for system in rows}
     result["emulator_after_faults"] = [
         entry for entry in old.get("emulator_after_faults") or []  # None in records before it
-        if set(entry["faults"]) - set(new["faults"])] + new["emulator_after_faults"]
+        if _covers(entry) & kept] + new["emulator_after_faults"]
     result["emulator_verdict"] = emulator_verdict(
         [result["soak"] and result["soak"]["emulator"]]
         + [entry["measurement"] for entry in result["emulator_after_faults"]])
     return result
+
+
+def _covers(entry: dict) -> set[tuple[str, str]]:
+    """The (fault, system) series an emulator measurement was taken with (records before
+    "systems" was kept: consulha and zookeeper); it stays while one of them is in the record."""
+    return {(fault, system) for fault in entry["faults"]
+            for system in entry.get("systems", ("consulha", "zookeeper"))}
 
 
 def per_profile(text: str | None, defaults: dict, kind: type) -> dict:
@@ -271,15 +295,18 @@ def main() -> int:
                         help=f"soak {QUICK_SOAK_S:.0f} s, {QUICK_RUNS} runs per fault, results to wan-quick.*")
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--faults", default=",".join(FAULTS))
-    parser.add_argument("--systems", default="consulha,zookeeper")
+    parser.add_argument("--systems", default="consulha,zookeeper",
+                        help=f"of {', '.join(SYSTEMS)}; one consulha per invocation")
     parser.add_argument("--runs", help="runs per fault: N, or PROFILE=N,... (default: 10 for lan, "
                         "regional and continental, 5 for the others)")
     parser.add_argument("--soak-seconds", help=f"S, or PROFILE=S,... (default {SOAK_S:.0f})")
     args = parser.parse_args()
     profiles, faults, names = (args.profiles.split(","), [f for f in args.faults.split(",") if f],
                                args.systems.split(","))
-    if set(profiles) - set(PROFILES) or set(faults) - set(FAULTS) or set(names) - {"consulha", "zookeeper"}:
-        parser.error(f"profiles: {list(PROFILES)}; faults: {list(FAULTS)}; systems: consulha, zookeeper")
+    if set(profiles) - set(PROFILES) or set(faults) - set(FAULTS) or set(names) - set(SYSTEMS):
+        parser.error(f"profiles: {list(PROFILES)}; faults: {list(FAULTS)}; systems: {list(SYSTEMS)}")
+    if {"consulha", "consulha-consul-only"} <= set(names):
+        parser.error("consulha and consulha-consul-only run the same agents: one per invocation")
     reason = preflight() or wan_preflight()
     if reason:
         parser.exit(2, f"bench/wan.py: {reason}\n")
@@ -295,7 +322,8 @@ def main() -> int:
     report.update({"what": "fault -> every verify server answers site b (s); soak without a fault",
                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                    "at": utc_now()})
-    systems: list[System] = [ConsulhaSystem(SETTINGS[profiles[0]].agent)] if "consulha" in names else []
+    systems: list[System] = [ConsulhaSystem(SETTINGS[profiles[0]].agent, leader_probes=name == "consulha")
+                             for name in names if name.startswith("consulha")]
     if "zookeeper" in names:
         systems.append(zookeeper_system())
     sweep_stale()
@@ -317,7 +345,8 @@ def main() -> int:
             if wan:
                 wan.close()
             lab.close()
-    from bench.wan_render import plot, render_docs  # matplotlib (the bench extra): only to write
+    from bench.wan_render import plot  # matplotlib (the bench extra): only to write
+    from bench.wan_tables import render_docs
     plot(report, RESULTS / f"{stem}.png")
     if not args.quick:
         render_docs(report)

@@ -160,8 +160,8 @@ def soak_counts(polls: Sequence[Poll], events: Sequence[Mapping], since: float, 
 
 
 def emulator_verdict(measurements: Sequence[Mapping | None]) -> dict:
-    """Valid when every Wan.measure() of the profile was (lab.wan judges itself: its delayers'
-    lag p99 within 10 % of the delay, observed delay and loss as configured)."""
+    """Valid when every Wan.measure() of the profile was (lab/wanprobe.py judges it: its
+    delayers keep up and do not stall, observed delay and loss as configured)."""
     taken = [m for m in measurements if m]
     reasons = list(dict.fromkeys(r for m in taken for r in m["invalid_reasons"]))
     return {"valid": all(m["valid"] for m in taken), "measurements": len(taken),

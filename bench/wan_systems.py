@@ -28,7 +28,7 @@ from lab.site import write_config
 
 
 class System(Protocol):
-    name: str       # "consulha" or "zookeeper"
+    name: str       # "consulha", "consulha-consul-only" or "zookeeper"
     record: str     # the DNS name it manages
 
     def start(self, lab: "WanLab") -> None: ...   # a fresh run, also when running: agents
@@ -155,13 +155,17 @@ def dns_writes(log_text: str, site: str, wall_minus_monotonic: float) -> list[di
 
 
 class ConsulhaSystem:
-    """consulha's two agents in the lab (`ChaosLab.reset`): a leads, b stands by."""
+    """consulha's two agents in the lab (`ChaosLab.reset`): a leads, b stands by. With
+    `leader_probes=False` it is the path before own probes (the leader hears of a failing check
+    from Consul, and the standby waits out the lock-delay), named "consulha-consul-only": one lab
+    runs one of the two at a time (the agents' hosts and record are the same)."""
 
-    name = "consulha"
     record = RECORD
 
-    def __init__(self, settings: AgentSettings):
+    def __init__(self, settings: AgentSettings, leader_probes: bool = True):
         self.settings = settings
+        self.leader_probes = leader_probes
+        self.name = "consulha" if leader_probes else "consulha-consul-only"
         self.lab: WanLab | None = None
         self.runs = 0
         self.steady: Sample | None = None
@@ -170,7 +174,8 @@ class ConsulhaSystem:
         self.lab = lab
         self.runs += 1
         lab.check_settings = self.settings.check()
-        self.steady = lab.reset(f"wan-{self.runs}", **self.settings.session())
+        self.steady = lab.reset(f"wan-{self.runs}", sections={"election": {"leader_probes": self.leader_probes}},
+                                **self.settings.session())
 
     def resample(self, period: float, max_duration: float) -> None:
         """A new sampler of the leader key and the fence (the lab's stops after 240 s): for a soak."""

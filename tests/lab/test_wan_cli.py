@@ -37,3 +37,32 @@ def test_a_faults_only_invocation_keeps_the_soak_and_the_other_faults():
     remeasured = [{"faults": ["check"], "measurement": measured(True)}]
     again = merged(twice, {**check_run, "emulator_after_faults": remeasured})
     assert again["emulator_verdict"]["valid"]               # the check series measured again, validly
+
+
+def test_an_invocation_of_one_system_keeps_the_others_figures_and_measurements():
+    """The check series with own probes and without are two invocations (one consulha per lab):
+    the second replaces its own column only, and the first's emulator measurement stays."""
+    both = {"profile": {"rtt_ms": 30}, "soak": None, "durations_s": {},
+            "faults": {"check": {"consulha": {"runs": 10}, "zookeeper": {"runs": 10}}},
+            "emulator_after_faults": [{"faults": ["check"], "systems": ["consulha", "zookeeper"],
+                                       "measurement": measured(True)}]}
+    old_path = {**both, "faults": {"check": {"consulha-consul-only": {"runs": 10}}},
+                "emulator_after_faults": [{"faults": ["check"], "systems": ["consulha-consul-only"],
+                                           "measurement": measured(False)}]}
+    result = merged(merged(None, both), old_path)
+    assert set(result["faults"]["check"]) == {"consulha", "zookeeper", "consulha-consul-only"}
+    assert len(result["emulator_after_faults"]) == 2
+    assert not result["emulator_verdict"]["valid"]          # the old path's series lagged
+    again = merged(result, {**old_path, "emulator_after_faults": [
+        {"faults": ["check"], "systems": ["consulha-consul-only"], "measurement": measured(True)}]})
+    assert len(again["emulator_after_faults"]) == 2 and again["emulator_verdict"]["valid"]
+
+
+def test_a_record_before_systems_were_kept_counts_for_consulha_and_zookeeper():
+    legacy = {"profile": {}, "soak": None, "durations_s": {},
+              "faults": {"check": {"consulha": {"runs": 10}, "zookeeper": {"runs": 10}}},
+              "emulator_after_faults": [{"faults": ["check"], "measurement": measured(False)}]}
+    rerun = {**legacy, "faults": {"check": {"consulha": {"runs": 10}, "zookeeper": {"runs": 10}}},
+             "emulator_after_faults": [{"faults": ["check"], "systems": ["consulha", "zookeeper"],
+                                        "measurement": measured(True)}]}
+    assert merged(merged(None, legacy), rerun)["emulator_verdict"]["valid"]
