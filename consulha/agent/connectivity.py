@@ -1,19 +1,23 @@
 """`consulha validate --connect`: reach Consul with the configured token, and prove the DNS
 server accepts our TSIG key (a prerequisite-only update that changes nothing), or that the
-command provider's `read` works. Then say which Consul versions run (against the range this
-release was tested on and reviewed for) and how long the round trips take, with a warning for
-every configured interval that leaves too little margin for them."""
+command provider's `read` works, and reach each resolver in dns.resolvers (read-only). Then
+say which Consul versions run (against the range this release was tested on and reviewed for)
+and how long the round trips take, with a warning for every configured interval that leaves
+too little margin for them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from consulha.agent.probes import cluster_versions, combined, margins, measure_consul, measure_network
-from consulha.config import Config
+from consulha.config import Config, ResolverConfig
 from consulha.consul.store import ConsulRefused, ConsulStore, ConsulUnavailable
 from consulha.consul.versions import Support
 from consulha.dns import DnsError, make_provider
+from consulha.dns.resolvers import ResolverError, answer, probe
 from consulha.dns.wire import where
+
+RESOLVER_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,20 @@ def probe_all(cfg: Config) -> ConnectReport:
         probes.append((what, True, proof))
     except DnsError as error:
         probes.append((what, False, str(error)))
+    probes += [resolver_probe(cfg, resolver) for resolver in cfg.dns.resolvers]
     measured = combined(consul_measured, measure_network(cfg))
     warnings += [str(warning) for warning in margins(cfg, measured)]
     return ConnectReport(tuple(probes), measured.lines, tuple(warnings))
+
+
+def resolver_probe(cfg: Config, resolver: ResolverConfig) -> tuple[str, bool, str]:
+    """The resolver's control channel reached (read-only: nothing flushed) and what it answers
+    for the first record now."""
+    first = cfg.dns.records[0]
+    try:
+        itself = probe(resolver, RESOLVER_TIMEOUT)
+        now = answer(resolver, first.name, first.type, RESOLVER_TIMEOUT)
+    except ResolverError as error:
+        return f"resolver {resolver.name}", False, str(error)
+    return (f"resolver {resolver.name}", True, f"control reached ({itself}, nothing flushed); "
+            f"{where(resolver.address)} answers {first.name} {first.type} {', '.join(now) or 'nothing'}")

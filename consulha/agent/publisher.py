@@ -12,6 +12,7 @@ import logging
 import threading
 from typing import Callable
 
+from consulha.agent.resolversweep import ResolverSweep
 from consulha.config import DnsConfig
 from consulha.core.backoff import Backoff
 from consulha.core.election import Election
@@ -48,6 +49,8 @@ class DnsPublisher:
         self.error: str | None = None
         self._verified_epoch: int | None = None  # every verify server answered us at this epoch
         self._server_converged: dict[str, float] = {}  # server -> seconds after the write it first answered
+        self.resolvers = ResolverSweep(cfg.resolvers, lambda: provider.wanted, clock, metrics.resolver_event)
+        self._sweep_owed: float | None = None  # clock of a write whose verify servers lagged past the limit
 
     def wake(self) -> None:
         """Run a pass now (we just won, or we are stopping)."""
@@ -66,7 +69,8 @@ class DnsPublisher:
             self._wakeup.clear()
             wait = self.cfg.reconcile_interval
             if stop.is_set() or not self.election.is_leader():
-                written = self._verified_epoch = self.error = None
+                written = self._verified_epoch = self.error = self._sweep_owed = None
+                self.resolvers.cancel()
                 continue
             epoch = self.election.epoch
             try:
@@ -91,15 +95,25 @@ class DnsPublisher:
                          ", ".join(result.written), describe_records(self.provider.wanted), result.before.epoch,
                          describe_records(result.before.values))
                 written = (epoch, self._clock(), iso_now())
-                self._server_converged = {}
+                self._server_converged, self._sweep_owed = {}, None
                 self.metrics.dns_update("written")
             elif written is None and self._verified_epoch != epoch:
                 self._verify_unwritten(epoch)
             if written is not None:
                 if self._converged(*written):
+                    if self._verified_epoch == epoch:   # never flush before the servers answer it
+                        self.resolvers.begin(written[1])
                     written = None
                 else:
                     wait = self._poll
+            wait = self._follow_resolvers(wait)
+
+    def _follow_resolvers(self, wait: float) -> float:
+        """A step of the resolver sweep when one is due; the pass's wait, shortened to its next."""
+        due = self.resolvers.step()
+        if self.last is not None and self.resolvers.progress:
+            self.last = {**self.last, "resolvers": self.resolvers.report()}
+        return wait if due is None else min(wait, max(due, self._poll))
 
     def _converged(self, epoch: int, written_at: float, written_wall: str) -> bool:
         """Whether to stop polling the verify servers for the write made at `written_at`:
@@ -117,6 +131,7 @@ class DnsPublisher:
             return False
         if laggards:
             log.warning("DNS not converged after %.1fs: %s", seconds, describe_laggards(laggards))
+            self._sweep_owed = written_at   # the resolvers wait for the laggards (_verify_unwritten)
         else:
             log.info("DNS converged on every verify server in %.3fs", seconds)
             self._verified_epoch = epoch
@@ -133,6 +148,9 @@ class DnsPublisher:
         if not self.provider.verifier.laggards(epoch):
             self._verified_epoch = epoch
             self.metrics.dns_verified(True)
+            if self._sweep_owed is not None:
+                self.resolvers.begin(self._sweep_owed)
+                self._sweep_owed = None
 
 
 def describe_records(values: dict[tuple[str, str], tuple[str, ...]]) -> str:

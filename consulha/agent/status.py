@@ -20,6 +20,7 @@ from consulha.core.keys import Keys
 from consulha.core.records import CandidateRecord, LeaderKey, LeaderRecord, SiteReport
 from consulha.core.targets import Peers
 from consulha.dns import DnsError, DnsProvider, DnsState
+from consulha.dns.resolvers import ResolverError, answer
 
 CHECK_SEVERITY = {"passing": 0, "warning": 1, "maintenance": 2, "critical": 3}
 
@@ -72,8 +73,30 @@ def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str
     status["dns"] = dns_status(dns, status["leader"])
     if status["dns"]["error"]:
         status["errors"].append(f"dns: {status['dns']['error']}")
+    leader_report = status["sites"].get(status["leader"].get("site") or "", {})
+    status["resolvers"] = resolver_status(cfg, dns, ((leader_report.get("dns") or {}).get("resolvers") or {}))
     status["ok"] = bool(status["leader"].get("site")) and status["dns"]["converged"]
     return status
+
+
+def resolver_status(cfg: Config, dns: DnsProvider, swept: dict[str, dict]) -> dict[str, dict]:
+    """Per configured resolver: what it answers now for the first record (asked as a client),
+    whether that is every record's wanted value, and the leader's sweep after its last switch
+    (last flush, converged, seconds from the write, last error)."""
+    found = {}
+    for resolver in cfg.dns.resolvers:
+        try:
+            now = {key: answer(resolver, *key, RESOLVER_TIMEOUT) for key in dns.wanted}
+            first = now[next(iter(dns.wanted))]
+            answers, matches = list(first), all(now[key] == value for key, value in dns.wanted.items())
+        except ResolverError as error:
+            answers, matches = str(error), False
+        found[resolver.name] = {"answers": answers, "matches": matches,
+                                "sweep": swept.get(resolver.name)}
+    return found
+
+
+RESOLVER_TIMEOUT = 1.0
 
 
 def service_instances(cfg: Config, keys: Keys, store: ConsulStore) -> list[dict[str, Any]]:

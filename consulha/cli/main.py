@@ -104,7 +104,7 @@ def _group_host(directory: Path, log_format: str, level: int, transitions_file: 
 def validate(
     config: Path = GroupsOption,
     connect: bool = typer.Option(False, "--connect",
-                                 help="Also reach Consul and authenticate to the DNS server."),
+                                 help="Also reach Consul, authenticate to the DNS server and reach each resolver."),
 ) -> None:
     """Check a config file or a directory of them; with --connect also reach Consul and the
     DNS server. Exit 2 when any file is broken or two files claim the same group or prefix."""
@@ -226,6 +226,7 @@ def render_status(data: dict) -> None:
     fence = "unread" if isinstance(dns["fence_epoch"], str) else dns["fence_epoch"]
     console.print(f"fence epoch in DNS: {fence}; converged: "
                   f"{'[green]yes[/]' if dns['converged'] else '[red]no[/]'}", highlight=False)
+    _render_resolvers(data.get("resolvers") or {})
     if data.get("handover"):
         request = data["handover"]
         console.print(f"pending {request['kind']}: to {request['to'] or 'any'} by {request['by']}"
@@ -236,6 +237,22 @@ def render_status(data: dict) -> None:
                       f"{mark.get('reason') or 'no reason given'}", highlight=False)
     for error in data["errors"]:
         console.print(f"[red]error:[/] {escape(error)}", highlight=False, soft_wrap=True)
+
+
+def _render_resolvers(resolvers: dict) -> None:
+    """What each resolver answers now, and the leader's flush and verify after its last switch."""
+    if not resolvers:
+        return
+    table = Table("resolver", "answers now", "matches", "last flush", "converged after switch", "error",
+                  title="resolvers (what clients see)")
+    for name, view in resolvers.items():
+        answers = view["answers"]
+        sweep = view.get("sweep") or {}
+        after = (f"{sweep['converged_s']}s" if sweep.get("converged") else "[red]no[/]") if sweep else "-"
+        table.add_row(name, ", ".join(answers) if isinstance(answers, list) else f"[red]{escape(answers)}[/]",
+                      "[green]yes[/]" if view["matches"] else "[red]no[/]", sweep.get("last_flush") or "-",
+                      after, escape(sweep.get("error") or ""))
+    console.print(table)
 
 
 def _failures_cell(failures: dict | None, damping: bool) -> str:

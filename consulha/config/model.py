@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 # A leader fences itself min(ttl, lock_delay) minus a margin after its session may have died;
 # below this there is no usable margin left.
 __all__ = ["MIN_LOCK_DELAY", "TSIG_ALGORITHMS", "ConsulConfig", "SessionConfig", "CheckConfig",
-           "ServiceConfig", "TsigConfig", "RecordConfig", "DnsConfig", "HooksConfig", "ElectionConfig", "DampingConfig",
+           "ServiceConfig", "TsigConfig", "RecordConfig", "UnboundTls", "ResolverConfig", "DnsConfig", "HooksConfig", "ElectionConfig", "DampingConfig",
            "MetricsConfig", "Config",
            "ConfigError"]
 
@@ -90,6 +90,38 @@ class RecordConfig:
 
 
 @dataclass(frozen=True)
+class UnboundTls:
+    """unbound-control's TLS files (unbound-control-setup writes them), absolute paths."""
+
+    control_key: str
+    control_cert: str
+    server_cert: str
+
+
+@dataclass(frozen=True)
+class ResolverConfig:
+    """A caching resolver the leader flushes after a switch, then asks until it answers the
+    new value. `kind` "unbound": `control` is its remote-control host and port, `tls` None for
+    a server that sets control-use-cert: no; "pdns_recursor": `url` is its web server's base
+    URL, `api_key` its X-API-Key. `address`: where it answers DNS (the control host, port 53)."""
+
+    kind: str
+    address: tuple[str, int]
+    control: tuple[str, int] | None = None
+    tls: UnboundTls | None = None
+    url: str | None = None
+    api_key: str = field(default="", repr=False)
+
+    @property
+    def name(self) -> str:
+        """ "unbound 127.0.0.1:8953" or "pdns_recursor http://127.0.0.1:8082": status, metrics, logs."""
+        if self.control is not None:
+            host, port = self.control
+            return f"{self.kind} {f'[{host}]' if ':' in host else host}:{port}"
+        return f"{self.kind} {self.url}"
+
+
+@dataclass(frozen=True)
 class DnsConfig:
     """The records to move and how. Records of one zone move in one fenced write; the zones are
     written in the order their first record appears in `records`."""
@@ -107,6 +139,7 @@ class DnsConfig:
     command: tuple[str, ...] = ()
     # Environment variable -> secret read from a file at load time, for the command provider.
     secret_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    resolvers: tuple[ResolverConfig, ...] = ()
 
     @property
     def record(self) -> str:

@@ -24,6 +24,7 @@ from consulha.config.model import (
     SessionConfig,
     TsigConfig,
 )
+from consulha.config.resolvers import resolvers
 from consulha.config.yamlnodes import Document, Mapping
 from consulha.core.durations import format_duration
 from consulha.core.timing import Timing
@@ -167,7 +168,7 @@ def _check(check: Mapping) -> CheckConfig:
 
 _DNS_KEYS = (
     "provider", "zone", "record", "type", "value", "records", "ttl", "server", "verify", "tsig", "fencing",
-    "reconcile_interval", "timeout", "command", "secret_env",
+    "reconcile_interval", "timeout", "command", "secret_env", "resolvers",
 )
 _RECORD_KEYS = ("record", "type", "value", "zone")
 # Keys that only one provider reads: given to the other, they would be silently ignored.
@@ -202,6 +203,7 @@ def _dns(dns: Mapping) -> DnsConfig:
         timeout=dns.get("timeout", values.duration(0.1, 60), 2.0 if provider == "rfc2136" else 10.0),
         command=_command(dns) if provider == "command" else (),
         secret_env=_secret_env(dns),
+        resolvers=resolvers(dns),
     )
 
 

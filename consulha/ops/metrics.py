@@ -80,6 +80,19 @@ class Metrics:
             ["group", "site"], buckets=CONVERGENCE_BUCKETS, registry=self.registry)
         self.dns_updates = Counter("consulha_dns_updates", "RFC 2136 updates this site sent.",
                                    ["group", "site", "result"], registry=self.registry)
+        self.resolver_converged = gauge(
+            "consulha_resolver_converged",
+            "1 once the resolver answered the values of this leader's last switch; 0 while it does "
+            "not (flush or question failing, or the old value after a flush).", "resolver")
+        self.resolver_convergence = Histogram(
+            "consulha_resolver_convergence_seconds",
+            "From this leader's DNS write until the resolver answered it (flushed, then asked).",
+            ["group", "site", "resolver"], buckets=CONVERGENCE_BUCKETS, registry=self.registry)
+        self.resolver_flushes = Counter("consulha_resolver_flushes", "Flushes of the managed names "
+                                        "on a resolver, by result (ok, failed).",
+                                        ["group", "site", "resolver", "result"], registry=self.registry)
+        self.resolver_last_flush = gauge("consulha_resolver_last_flush_timestamp_seconds",
+                                         "Unix time of the last successful flush of the resolver.", "resolver")
         self.consul_requests = Counter("consulha_consul_requests",
                                        "Requests to Consul by client call and result.",
                                        ["group", "site", "endpoint", "result"],
@@ -152,6 +165,20 @@ class Metrics:
         self.dns_converged_gauge.labels(**self.identity_labels).set(1 if converged else 0)
         if converged and seconds is not None:
             self.dns_convergence.labels(**self.identity_labels).observe(seconds)
+
+    def resolver_event(self, resolver: str, event: str, seconds: float | None) -> None:
+        """From the resolver sweep: "pending" (a switch to follow), "flushed", "flush_failed",
+        "converged" (with the seconds since the write)."""
+        labels = {**self.identity_labels, "resolver": resolver}
+        if event == "pending":
+            self.resolver_converged.labels(**labels).set(0)
+        elif event == "converged":
+            self.resolver_converged.labels(**labels).set(1)
+            self.resolver_convergence.labels(**labels).observe(seconds)
+        else:
+            self.resolver_flushes.labels(**labels, result="ok" if event == "flushed" else "failed").inc()
+            if event == "flushed":
+                self.resolver_last_flush.labels(**labels).set(time.time())
 
     # -- what the endpoints answer --------------------------------------------------------------
 

@@ -46,13 +46,14 @@ def dashboard_exprs() -> list[str]:
 
 
 def exported_names(tmp_path) -> set[str]:
-    """Every sample name the agent exports once it has made a transition and asked Consul
-    (service checks come from Consul at scrape time: here there is none, so it is named)."""
+    """Every sample name the agent exports once it has made a transition, asked Consul and
+    begun a resolver sweep (service checks come from Consul at scrape time: here there is none, so it is named)."""
     metrics = Metrics(load_config(write_site(tmp_path)))
     election = Election(Lease(1.0, time.monotonic))
     metrics.follow(election, lambda: True)
     election.candidate(Reason(Cause.SESSION_CREATED))
     metrics.count_consul_request("kv.get", "ok")
+    metrics.resolver_event("unbound 127.0.0.1:8953", "pending", None)   # a resolver's series: from its first sweep
     families = text_string_to_metric_families(metrics.exposition().decode())
     return {sample.name for family in families for sample in family.samples} | {
         "consulha_check_status"}
