@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: deps demo test test-fast wheel-test bench chaos deploy-test fresh-test clean \
+.PHONY: deps demo test test-fast wheel-test wheelhouse bench chaos deploy-test fresh-test clean \
 	system-demo system-test system-nspawn
 
 # The package and what it imports: enough for the demo.
@@ -63,12 +63,20 @@ wheel-test: $(STAMP)
 	$(PY) -m pip install -q -e '.[release]'
 	PY=$(PY) scripts/wheel-test
 
+# What the Ansible role installs from (consulha_pip_wheelhouse_src): consulha and every
+# dependency as wheels in dist/wheelhouse, so the app hosts need no package index.
+wheelhouse: $(RUNTIME)
+	rm -rf dist/wheelhouse
+	$(PY) -m pip wheel -q -w dist/wheelhouse .
+	@ls dist/wheelhouse
+
 bench: system-test $(STAMP) $(WAN)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/failover.py --runs 20 --scenarios check,check-fbc3,sigkill,sigstop,stop,handover
 	$(PY) bench/consul_lock.py --runs 3
 	$(PY) bench/sites.py --runs 20 --lock-runs 3
 	$(PY) bench/dns_failover.py --runs 10
+	$(PY) bench/cutover.py --runs 5
 	$(PY) bench/idle.py
 	$(PY) bench/consul_requests.py
 	$(PY) bench/scale.py --groups 1,10,25,40
@@ -93,4 +101,4 @@ fresh-test: system-nspawn $(RUNTIME)
 	$(PY) -m deploylab.fresh
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

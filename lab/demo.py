@@ -36,7 +36,7 @@ console = Console()
 
 
 class SiteServices:
-    """One site's api (HTTP), worker (a process) and db (a TCP port), as in conf/example-a.yaml."""
+    """One site's api (HTTP), worker (a process) and db (a TCP port), as in conf/site-a/app.yaml."""
 
     def __init__(self, site: str):
         self.toys = {"api": ToyService(f"api-{site}").start(),

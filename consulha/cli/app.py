@@ -47,6 +47,11 @@ def _root(version: bool = typer.Option(False, "--version", is_eager=True, callba
     """Keep exactly one site in charge with a health-gated Consul lock, and point DNS at it."""
 
 ConfigOption = typer.Option(..., "-c", "--config", help="The site's YAML config file.")
+JsonOption = typer.Option(False, "--json", help="Print the result as JSON (for scripts).")
+
+
+def timeout_option(default: str, what: str):
+    return typer.Option(default, "--timeout", help=f"{what} (e.g. 30s, 2m).")
 DryRunOption = typer.Option(False, "--dry-run",
                             help="Check and print what would happen; change nothing.")
 GroupsOption = typer.Option(..., "-c", "--config", help="The site's YAML config file, or a "

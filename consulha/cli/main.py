@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -26,22 +27,30 @@ from consulha.cli.app import ConfigOption, GroupsOption, app, console, errors, l
 from consulha.config import Config
 
 
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
 @app.command()
 def agent(
     config: Path = GroupsOption,
-    log_format: str = typer.Option("text", "--log-format", help="text or json"),
+    log_format: LogFormat = typer.Option(LogFormat.text, "--log-format", help="Log lines as text or as JSON."),
     transitions_file: Optional[str] = typer.Option(
         None, "--transitions-file", envvar="CONSULHA_TRANSITIONS_FILE",
         help="Append every role transition here as a JSON line."),
-    verbose: bool = typer.Option(False, "-v", "--verbose"),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Log at DEBUG (every pass) instead of INFO."),
 ) -> None:
     """Run the agent in the foreground until SIGTERM/SIGINT (a second signal exits at once).
 
     With a directory, one process serves every group in it: a broken file is logged and
-    skipped, the other groups run (exit 2 only when none can)."""
-    if log_format not in ("text", "json"):
-        errors.print("--log-format must be text or json")
-        raise typer.Exit(2)
+    skipped, the other groups run (exit 2 only when none can). On SIGTERM a leader releases
+    its lock: the other site takes over without waiting out lock_delay.
+
+    Example: consulha agent -c /etc/consulha/groups.d --log-format json
+
+    Exit codes: 0 stopped by a signal; 1 failed; 2 config error."""
+    log_format = log_format.value
     from consulha.ops.logs import setup_logging
 
     level = logging.DEBUG if verbose else logging.INFO
@@ -106,8 +115,13 @@ def validate(
     connect: bool = typer.Option(False, "--connect",
                                  help="Also reach Consul, authenticate to the DNS server and reach each resolver."),
 ) -> None:
-    """Check a config file or a directory of them; with --connect also reach Consul and the
-    DNS server. Exit 2 when any file is broken or two files claim the same group or prefix."""
+    """Check a config file or a directory of them; with --connect also reach Consul, the DNS
+    server and each resolver, and measure the round trips against the configured intervals.
+
+    Example: consulha validate -c /etc/consulha/groups.d --connect
+
+    Exit codes: 0 valid (and, with --connect, everything reached); 1 something not reached;
+    2 a broken file, or two files claiming the same group or prefix."""
     from consulha.config.groups import load_groups
 
     groups = load_groups(config) if config.is_dir() else None
@@ -148,9 +162,12 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     watch: bool = typer.Option(False, "--watch", help="Redraw on every change until Ctrl-C."),
 ) -> None:
-    """Leader, candidates, every site's checks and every DNS server's answer.
+    """Leader, candidates, every site's checks, every DNS server's and resolver's answer.
 
-    Exit 0 when there is a leader and every verify server answers its address, else 1."""
+    Example: consulha status -c /etc/consulha/groups.d/app.yaml
+
+    Exit codes: 0 a leader, and every verify server answers it; 1 not (or Consul/DNS failed);
+    2 config error. docs/operations.md explains the columns."""
     cfg = load_or_exit(config)
     from consulha.agent.status import gather_status
     from consulha.consul.store import ConsulStore, ConsulUnavailable

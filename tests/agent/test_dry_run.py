@@ -41,10 +41,10 @@ def test_dry_runs_change_nothing_and_exit_as_the_real_command(lab):
     assert result["message"].startswith("dry run: would ask site a")
     done = consulha("handover", "-c", config, "--to", "zz", "--dry-run")
     assert done.returncode == 1 and "not a live candidate" in done.stdout
-    done = consulha("takeover", "-c", config, "--site", "b", "--dry-run")  # no --yes needed
+    done = consulha("takeover", "-c", config, "--to", "b", "--dry-run")  # no --yes needed
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"would destroy session {first['session']}" in done.stdout.replace("\n", "")
-    done = consulha("takeover", "-c", config, "--site", "a", "--dry-run")
+    done = consulha("takeover", "-c", config, "--to", "a", "--dry-run")
     assert done.returncode == 1 and "already the leader" in done.stdout
     done = consulha("maintenance", "on", "-c", config, "--dry-run")
     assert done.returncode == 0 and "would hand over to b" in done.stdout.replace("\n", " ")

@@ -143,7 +143,7 @@ def test_two_concurrent_handover_requests_one_wins(lab):
 def test_takeover_of_a_frozen_leader(lab):
     config, first = a_leads_b_stands_by(lab)
     lab.agents["a"].send(signal.SIGSTOP)
-    done = consulha("takeover", "-c", config, "--site", "b", "--yes", "--json")
+    done = consulha("takeover", "-c", config, "--to", "b", "--yes", "--json")
     assert done.returncode == 0, done.stdout + done.stderr + lab.logs()
     result = json.loads(done.stdout)
     assert result["data"]["destroyed_session"] == first["session"]
@@ -168,7 +168,7 @@ def test_takeover_of_a_frozen_leader(lab):
 
 def test_takeover_needs_confirmation(lab):
     config, first = a_leads_b_stands_by(lab)
-    done = consulha("takeover", "-c", config, "--site", "b")
+    done = consulha("takeover", "-c", config, "--to", "b")
     assert done.returncode == 1
     assert lab.leader()["epoch"] == first["epoch"]
 

@@ -105,3 +105,38 @@ def test_version_names_the_release_the_key_layout_and_the_consul_range():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (f"consulha {version('consulha')} (key layout 1; Consul tested on "
                                    "1.8, reviewed up to 1.21)")
+
+
+COMMANDS = ("agent", "validate", "status", "handover", "takeover", "maintenance", "pause", "resume",
+            "cleanup", "history")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_an_example_exit_codes_and_help_on_every_option(command):
+    import click
+    import typer.main
+
+    from consulha.cli.main import app
+    group = typer.main.get_command(app)
+    cli = group.commands[command]
+    assert "Example: consulha " + command in cli.help and "Exit codes:" in cli.help, cli.help
+    for param in cli.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            assert param.help, f"{command} {param.opts} has no help text"
+        if isinstance(param, click.Option) and param.is_flag:
+            assert param.type.name == "boolean" and param.is_flag, param.opts   # shown as a flag, no value
+
+
+def test_fixed_choices_are_choices_and_takeovers_old_option_still_works():
+    from typer.testing import CliRunner
+
+    from consulha.cli.main import app
+    runner = CliRunner()
+    done = runner.invoke(app, ["maintenance", "maybe", "-c", "x.yaml"])
+    assert done.exit_code == 2 and "maybe" in done.output
+    done = runner.invoke(app, ["agent", "-c", "x.yaml", "--log-format", "xml"])
+    assert done.exit_code == 2 and "xml" in done.output
+    done = runner.invoke(app, ["takeover", "-c", "x.yaml", "--to", "a", "--site", "b", "--yes"])
+    assert done.exit_code == 2 and "not both" in done.output
+    done = runner.invoke(app, ["takeover", "-c", "x.yaml", "--yes"])
+    assert done.exit_code == 2 and "takeover needs --to SITE" in done.output

@@ -153,7 +153,7 @@ def test_lock_moves_but_dns_is_unverified(lab, faults, tmp_path, command, fault)
     lab.wait_candidates("a", "b")
     lab.wait_dns("a")
     config = config_with(lab, "a", tmp_path / "operator.yaml", faults.dns[fault])
-    args = {"handover": ["handover", "--to", "b"], "takeover": ["takeover", "--site", "b", "--yes"]}[command]
+    args = {"handover": ["handover", "--to", "b"], "takeover": ["takeover", "--to", "b", "--yes"]}[command]
 
     done = consulha(*args, "--timeout", "4s", "-c", config)
 

@@ -20,7 +20,7 @@ def test_damping_values_and_the_switch(tmp_path):
 
 
 def test_the_example_config_spells_out_the_defaults():
-    text = (CONF_DIR / "example-a.yaml").read_text()
+    text = (CONF_DIR / "site-a" / "app.yaml").read_text()
     assert "damping: {enabled: true, half_life: 1m, suppress: 1, max_hold_down: 5m}" in text
 
 

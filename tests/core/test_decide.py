@@ -1,7 +1,7 @@
 """The rule table: every rule of `decide` (and every fix the fault suite forced) as a row,
 snapshot in, action and reason kind out. Pure: no Consul, no clock, milliseconds per row.
 
-Bounds come from `Timing` (the defaults of conf/example-a.yaml), never from numbers typed here.
+Bounds come from `Timing` (the defaults of conf/site-a/app.yaml), never from numbers typed here.
 """
 
 from __future__ import annotations
