@@ -56,10 +56,10 @@ class Client(threading.Thread):
         self.resolver, self.record = resolver, record
         self.first_b: float | None = None
         self.errors = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 got = answer(self.resolver, self.record, "A", 1.0)
             except ResolverError:
@@ -67,11 +67,12 @@ class Client(threading.Thread):
             else:
                 if got == (SITE_VALUES["b"],) and self.first_b is None:
                     self.first_b = time.monotonic()
-            self._stop.wait(CLIENT_EVERY_S)
+            self._halt.wait(CLIENT_EVERY_S)
 
     def stop(self) -> None:
-        self._stop.set()
-        self.join(5)
+        self._halt.set()
+        if self.ident is not None:   # started
+            self.join(5)
 
 
 def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, case: str) -> dict:

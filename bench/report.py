@@ -9,6 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.cutover import table_lines as cutover_table  # noqa: E402
 from bench.damping_models import table as damping_models_table  # noqa: E402
 from bench.failover import table_row  # noqa: E402
 from bench.flapping import table as flapping_table  # noqa: E402
@@ -92,6 +93,10 @@ def main() -> None:
             report = json.loads(path.read_text())
             lines += ["", f"{report['what'][0].upper()}{report['what'][1:]}, settings {report['settings']}, "
                           f"last run {report['at']}:", ""] + render(report)
+    cutover = RESULTS / "cutover.json"
+    if cutover.exists():
+        lines += ["", "What a client behind a caching resolver sees:", ""] + cutover_table(
+            json.loads(cutover.read_text()))
     wan = RESULTS / "wan.json"
     if wan.exists():
         report = json.loads(wan.read_text())
