@@ -64,14 +64,15 @@ def _false_failovers(row: Mapping | None) -> str:
 def figures_lines(report: Mapping) -> list[str]:
     """Two markdown tables: the soaks, and the faults (median / p95 / max per system)."""
     systems = systems_of(report)
-    lines = ["| profile | emulator: a->b RTT and loss configured -> observed, delayer lag | soak | " + " | ".join(
+    lines = ["| profile | emulator, its newest measurement: a->b RTT and loss configured -> observed, delayer lag | soak | " + " | ".join(
         f"{s} false failovers" for s in systems) + " | consulha session invalidations | heartbeat / "
         "check critical | serf suspicions | Raft elections | consistent read p50 / p99 |",
         "|---" * (8 + len(systems)) + "|"]
     for name, profile in report["profiles"].items():
         soak = profile.get("soak") or {"systems": {}}
         after = [entry["measurement"] for entry in profile.get("emulator_after_faults", [])]
-        emulator = _emulator_cell(soak.get("emulator") or (after[-1] if after else None),
+        # The newest measurement: the latest series measured with enough probes to see the loss.
+        emulator = _emulator_cell(after[-1] if after else soak.get("emulator"),
                                   profile.get("emulator_verdict", {}))
         own = soak["systems"].get("consulha", {})
         consul, read = own.get("consul", {}), own.get("consistent_read", {}).get("all", {})
@@ -106,7 +107,9 @@ def _brief(row: Mapping | None) -> str:
         return "-"
     if not row.get("runs"):
         return f"0 of {row.get('failed_runs', 0)}"
-    return f"{row['median_s']:.2f} (p95 {row['p95_s']:.2f}, n={row['runs']})"
+    flags = [f"{row[key]} {name}" for key, name in (("two_leaders", "with two leaders"), ("missed", "missed"),
+                                                     ("invariant_violations", "violations")) if row.get(key)]
+    return f"{row['median_s']:.2f} (p95 {row['p95_s']:.2f}, n={row['runs']}{''.join(', ' + f for f in flags)})"
 
 
 def summary_lines(report: Mapping) -> list[str]:
@@ -117,7 +120,8 @@ def summary_lines(report: Mapping) -> list[str]:
     legend = ", ".join(f"{SHORT.get(s, s)} = {s}" for s in systems)
     short = "/".join(SHORT.get(s, s) for s in systems)
     lines = [f"Recorded {report['at']} (`bench/results/wan.json`; {legend}). Fault times run from "
-             "the fault until every verify server answers site b: median (p95, runs).", "",
+             "the fault until every verify server answers site b: median (p95, runs, and the runs that "
+             "had two sites active at once). The false failovers and two leaders columns are the soaks'.", "",
              f"| profile | emulator | soak s | false failovers {short} | two leaders {short} | "
              + " | ".join(f"{fault} {short}" for fault in faults) + " |",
              "|---" * (5 + len(faults)) + "|"]
