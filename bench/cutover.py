@@ -105,8 +105,10 @@ def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, case: str) -> 
             return {"authoritative_s": round(authoritative, 3), "client_s": round(client.first_b - fault, 3),
                     "client_errors": client.errors}
         finally:
-            client.stop()
-            pair.close()
+            try:
+                client.stop()
+            finally:
+                pair.close()   # the agents, whatever stopping the client did
 
 
 def summarise(values: list[float]) -> dict:

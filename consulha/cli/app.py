@@ -18,6 +18,8 @@ from consulha.config import Config, ConfigError, load_config
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True,
+    # Plain help: rich's option table shows every flag with a `<bool>` value it does not take.
+    rich_markup_mode=None,
     # Locals in tracebacks would print the config, and with it the ACL token and TSIG secret.
     pretty_exceptions_show_locals=False,
     help="Keep exactly one site in charge with a health-gated Consul lock, and point DNS at it.",
