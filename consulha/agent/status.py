@@ -74,21 +74,26 @@ def gather_status(cfg: Config, store: ConsulStore, dns: DnsProvider) -> dict[str
     if status["dns"]["error"]:
         status["errors"].append(f"dns: {status['dns']['error']}")
     leader_report = status["sites"].get(status["leader"].get("site") or "", {})
-    status["resolvers"] = resolver_status(cfg, dns, ((leader_report.get("dns") or {}).get("resolvers") or {}))
+    status["resolvers"] = resolver_status(cfg, dns, status["dns"]["primary"],
+                                          (leader_report.get("dns") or {}).get("resolvers") or {})
     status["ok"] = bool(status["leader"].get("site")) and status["dns"]["converged"]
     return status
 
 
-def resolver_status(cfg: Config, dns: DnsProvider, swept: dict[str, dict]) -> dict[str, dict]:
+def resolver_status(cfg: Config, dns: DnsProvider, primary: dict[str, Any] | None,
+                    swept: dict[str, dict]) -> dict[str, dict]:
     """Per configured resolver: what it answers now for the first record (asked as a client),
-    whether that is every record's wanted value, and the leader's sweep after its last switch
-    (last flush, converged, seconds from the write, last error)."""
+    whether it answers every record as the primary holds it (the leader's values, whichever
+    site's config asks), and the leader's sweep after its last switch (last flush, converged,
+    seconds from the write, last error)."""
+    held = (primary or {}).get("records", {})
     found = {}
     for resolver in cfg.dns.resolvers:
         try:
-            now = {key: answer(resolver, *key, RESOLVER_TIMEOUT) for key in dns.wanted}
-            first = now[next(iter(dns.wanted))]
-            answers, matches = list(first), all(now[key] == value for key, value in dns.wanted.items())
+            now = {f"{name} {rtype}": list(answer(resolver, name, rtype, RESOLVER_TIMEOUT))
+                   for name, rtype in dns.wanted}
+            answers = next(iter(now.values()))
+            matches = bool(held) and all(held.get(key) == value for key, value in now.items())
         except ResolverError as error:
             answers, matches = str(error), False
         found[resolver.name] = {"answers": answers, "matches": matches,

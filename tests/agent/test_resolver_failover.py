@@ -54,6 +54,9 @@ def test_a_failover_flushes_unbound_and_status_shows_it(lab, unbound):
         return (view.get("sweep") or {}).get("converged") and view
     view = wait_until(swept, 15, what="b's report of the sweep", logs=lab.logs)
     assert view["answers"] == [SITE_VALUES["b"]] and view["matches"]
+    # Asked with site a's config (whose own value is a's), it still judges by the leader's value.
+    from_a = json.loads(consulha("status", "-c", lab.config("a"), "--json").stdout)["resolvers"][resolver.name]
+    assert from_a["answers"] == [SITE_VALUES["b"]] and from_a["matches"], from_a
     assert view["sweep"]["last_flush"] and view["sweep"]["error"] is None and view["sweep"]["converged_s"] > 0
     wide = {**os.environ, "COLUMNS": "250"}   # one line per row: the cells stay whole
     text = subprocess.run([sys.executable, "-m", "consulha.cli", "status", "-c", lab.config("b")], env=wide,
