@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.docblocks import render  # noqa: E402
 from bench.failover import percentile  # noqa: E402
 from consulha.config import ResolverConfig  # noqa: E402
 from consulha.dns.resolvers import ResolverError, answer  # noqa: E402
@@ -140,11 +141,7 @@ def table_lines(report: dict) -> list[str]:
 
 
 def render_readme(report: dict, readme: Path = README) -> None:
-    text = readme.read_text()
-    pattern = re.compile(r"(<!-- cutover -->\n).*?(<!-- /cutover -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{readme}: no <!-- cutover --> ... <!-- /cutover --> block")
-    readme.write_text(pattern.sub(lambda m: m.group(1) + "\n".join(table_lines(report)) + "\n" + m.group(2), text))
+    render(readme, "cutover", table_lines(report))
 
 
 def run_case(root: Path, consul: ConsulDev, named: NamedServer, case: str, runs: int, deadline: float) -> dict:

@@ -29,11 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.docblocks import ROOT, render  # noqa: E402
 from consulha.config import DampingConfig  # noqa: E402
 from consulha.core.damping import Damping, Failure, FailureRecord  # noqa: E402
 from consulha.core.reasons import Cause, Reason  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DOCS = ROOT / "docs" / "damping.md"
 RETURN_AFTER = 2.0  # a flapping service is back this long after its failure (check interval 1 s)
 
 
@@ -135,7 +137,13 @@ def main() -> None:
               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "damping_models.json").write_text(json.dumps(report, indent=2) + "\n")
+    render(DOCS, "damping models", docs_lines(report))
     print("\n".join(table(report)))
+
+
+def docs_lines(report: dict) -> list[str]:
+    """docs/damping.md's block: the table, with where and when it was measured."""
+    return [f"`bench/damping_models.py`, `bench/results/damping_models.json` ({report['at']}):", ""] + table(report)
 
 
 def table(report: dict) -> list[str]:

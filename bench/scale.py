@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.docblocks import ROOT, render  # noqa: E402
 from bench.failover import percentile  # noqa: E402
 from bench.procstats import CONSUL_TELEMETRY, connections_to, consul_requests, cpu_seconds, rss_mib  # noqa: E402
 from lab.consul import ConsulDev  # noqa: E402
@@ -41,6 +42,8 @@ from lab.fleet import Fleet, fleet_records  # noqa: E402
 from lab.named import NamedServer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DOCS = ROOT / "docs" / "scale.md"
+DOCS_LAYOUT = "host"   # the layout consulha deploys: docs/scale.md's generated table
 SETTLE = 5.0           # after both sites are up: registrations done, standbys blocking
 LOSS_LIMIT = 60.0      # a group not on site b by then counts as failed
 FLAP_WATCH = 3.0       # keep counting leadership changes this long after the last group moved
@@ -221,6 +224,13 @@ def plot(layouts: dict, out: Path) -> None:
     plt.close(figure)
 
 
+def docs_lines(report: dict) -> list[str]:
+    """docs/scale.md's block: the host layout's table, with where and when it was measured."""
+    return [f"`bench/scale.py`, `bench/results/scale.json` (\"{DOCS_LAYOUT}\", {report['at']}, steady window "
+            f"{report['rows'][0]['steady']['seconds']:.0f} s):", ""] + table(report) + [
+            "", f"One more group (least-squares slopes): {report['per_group_slope']}"]
+
+
 def table(report: dict) -> list[str]:
     lines = ["| groups | processes/site | median | p90 | max | changes/group | promotions/group "
              "| agents' RSS, site a | connections a+b | Consul req/s | Consul CPU | steady changes |",
@@ -282,6 +292,8 @@ def main() -> int:
     layouts[args.record_as or layout] = report
     out.write_text(json.dumps(layouts, indent=2) + "\n")
     plot(layouts, RESULTS / "scale.png")
+    if DOCS_LAYOUT in layouts:
+        render(DOCS, "scale table", docs_lines(layouts[DOCS_LAYOUT]))
     print("\n".join(table(report)))
     print(f"per-group slope: {report['per_group_slope']}\nwritten to {out}")
     return 0

@@ -3,9 +3,10 @@ matplotlib here: the plot is bench/wan_render.py)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Mapping
+
+from bench.docblocks import render, replaced
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "wan.md"
 README = DOCS.parent.parent / "README.md"
@@ -154,22 +155,15 @@ def settings_lines(settings: Mapping[str, object], profiles: Mapping[str, object
     return lines
 
 
-def _replace_block(text: str, name: str, lines: list[str], path: Path = DOCS) -> str:
-    pattern = re.compile(rf"(<!-- {name} -->\n).*?(<!-- /{name} -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{path}: no <!-- {name} --> ... <!-- /{name} --> block")
-    return pattern.sub(lambda m: m.group(1) + "\n".join(lines) + "\n" + m.group(2), text)
-
-
 def render_docs(report: Mapping | None, path: Path = DOCS, readme: Path = README) -> None:
     """Refresh docs/wan.md's generated blocks (the settings, and the figures of `report`) and
     the README's summary of them."""
     from bench.wan_systems import SETTINGS
     from lab.wan import PROFILES
-    text = _replace_block(path.read_text(), "wan settings", settings_lines(SETTINGS, PROFILES))
+    text = replaced(path.read_text(), "wan settings", settings_lines(SETTINGS, PROFILES), str(path))
     if report and report.get("profiles"):
-        text = _replace_block(text, "wan figures", [f"Recorded {report['at']} ({report['machine']['cpus']} "
-                                                    "cores), `bench/results/wan.json`:", ""] + figures_lines(report))
+        text = replaced(text, "wan figures", [f"Recorded {report['at']} ({report['machine']['cpus']} "
+                                                    "cores), `bench/results/wan.json`:", ""] + figures_lines(report), str(path))
     path.write_text(text)
     if report and report.get("profiles"):
-        readme.write_text(_replace_block(readme.read_text(), "wan summary", summary_lines(report), readme))
+        render(readme, "wan summary", summary_lines(report))

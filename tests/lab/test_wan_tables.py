@@ -1,6 +1,7 @@
 """bench/wan_tables.py: the README's WAN summary, generated from wan.json (never copied by hand)."""
 
-from bench.wan_tables import _replace_block, summary_lines
+from bench.docblocks import replaced as _replace_block
+from bench.wan_tables import summary_lines
 
 
 def row(median, p95, runs):
