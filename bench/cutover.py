@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import sys
 import tempfile
 import threading
@@ -33,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.docblocks import render  # noqa: E402
-from bench.failover import percentile  # noqa: E402
+from bench.failover import summarise  # noqa: E402
 from consulha.config import ResolverConfig  # noqa: E402
 from consulha.dns.resolvers import ResolverError, answer  # noqa: E402
 from lab.consul import ConsulDev  # noqa: E402
@@ -110,14 +109,6 @@ def one_run(workdir: Path, consul: ConsulDev, named: NamedServer, case: str) -> 
                 client.stop()
             finally:
                 pair.close()   # the agents, whatever stopping the client did
-
-
-def summarise(values: list[float]) -> dict:
-    if not values:
-        return {"runs": 0}
-    return {"runs": len(values), "median_s": round(statistics.median(values), 3),
-            "p95_s": round(percentile(values, 0.95), 3), "max_s": round(max(values), 3),
-            "min_s": round(min(values), 3)}
 
 
 def _figures(row: dict) -> str:
